@@ -1,0 +1,77 @@
+// Package app wires the orders service: configuration, storage, the HTTP
+// API, the outbox relay and the consumer of payment results. The orders
+// binary and the all-in-one devstack both run it.
+package app
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"shop/services/orders/internal/httpapi"
+	"shop/services/orders/internal/order"
+	"shop/services/orders/internal/store"
+	"shop/services/platform/outbox"
+	"shop/services/platform/service"
+	"shop/services/platform/web"
+)
+
+// Version is the API version in the OpenAPI document.
+const Version = "1.0.0"
+
+// DefaultConfig is the configuration before the environment is read.
+func DefaultConfig() service.Config {
+	return service.Config{HTTPAddr: ":8002", DatabaseURL: "sqlite:data/orders.db"}
+}
+
+// App is the wired orders service.
+type App struct {
+	Handler  http.Handler
+	API      huma.API
+	Health   *web.Health
+	Payments *order.Payments
+	Outbox   *outbox.Outbox
+	Store    *store.Store
+}
+
+// New wires the service on infrastructure that is already open.
+func New(infra *service.Infra) *App {
+	ob := outbox.New(infra.DB)
+	st := store.New(infra.DB, ob)
+	payments := order.NewPayments(st)
+	health := web.NewHealth(infra.Checks()...)
+
+	mux := http.NewServeMux()
+	api := web.NewAPI(mux, "Orders", Version, "Orders and their status; each order is paid for automatically.")
+	health.Register(api)
+	httpapi.Register(api, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
+	return &App{
+		Handler:  web.WithRequestID(web.WithProblems(mux)),
+		API:      api,
+		Health:   health,
+		Payments: payments,
+		Outbox:   ob,
+		Store:    st,
+	}
+}
+
+// Run runs the orders service until ctx ends.
+func Run(ctx context.Context, cfg service.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// 1. Database (migrated) and Redis.
+	infra, err := service.Open(ctx, cfg.DatabaseURL, cfg.RedisURL, store.Migrations)
+	if err != nil {
+		return err
+	}
+	defer infra.Close()
+
+	// 2. The HTTP API and the message handlers.
+	a := New(infra)
+
+	// 3. Serve, relay payment requests and consume results until ctx ends; then drain.
+	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
+		a.Health, a.Handler, Workers(infra, a)...)
+}

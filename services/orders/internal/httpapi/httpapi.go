@@ -1,0 +1,186 @@
+// Package httpapi is the orders service's HTTP API: orders for clients
+// (through the gateway) and the internal payment-status entry point.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"shop/services/orders/internal/order"
+	"shop/services/platform/inbox"
+	"shop/services/platform/money"
+	"shop/services/platform/web"
+)
+
+// Deps are what the handlers need.
+type Deps struct {
+	DB       *bun.DB
+	Orders   order.Store
+	Payments *order.Payments
+}
+
+// OrderBody is an order as clients see it.
+type OrderBody struct {
+	ID           uuid.UUID    `json:"id" doc:"Order id (UUIDv7)."`
+	UserID       int64        `json:"user_id" example:"42"`
+	Amount       money.Amount `json:"amount"`
+	Description  string       `json:"description"`
+	Status       string       `json:"status" enum:"NEW,FINISHED,CANCELLED" doc:"NEW until the payment settles, then FINISHED (paid) or CANCELLED."`
+	CancelReason string       `json:"cancel_reason,omitempty" doc:"Why the order was cancelled."`
+	CreatedAt    time.Time    `json:"created_at"`
+	UpdatedAt    time.Time    `json:"updated_at"`
+}
+
+func orderBody(o order.Order) OrderBody {
+	return OrderBody{
+		ID: o.ID, UserID: o.UserID, Amount: o.Amount, Description: o.Description,
+		Status: string(o.Status), CancelReason: o.CancelReason, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	}
+}
+
+type orderOutput struct {
+	Body OrderBody
+}
+
+type createInput struct {
+	Body struct {
+		UserID      int64          `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
+		Amount      money.Positive `json:"amount"`
+		Description string         `json:"description" maxLength:"500" example:"Two coffees" doc:"Free text, at most 500 characters." required:"false"`
+	}
+}
+
+type listInput struct {
+	UserID int64 `query:"user_id" required:"true" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Whose orders."`
+	Limit  int   `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"At most this many orders, newest first."`
+}
+
+type listOutput struct {
+	Body []OrderBody
+}
+
+type getInput struct {
+	OrderID uuid.UUID `path:"order_id" format:"uuid"`
+}
+
+// PaymentStatusBody is the internal payment result: the same message the
+// payments.results stream carries, with its id for deduplication.
+type PaymentStatusBody struct {
+	MessageID uuid.UUID `json:"message_id" doc:"Deduplication key: a message id is applied at most once."`
+	OrderID   uuid.UUID `json:"order_id"`
+	Status    string    `json:"status" enum:"FINISHED,CANCELLED"`
+	Reason    string    `json:"reason,omitempty" maxLength:"500" doc:"Why the payment was declined."`
+}
+
+type paymentStatusInput struct {
+	Body PaymentStatusBody
+}
+
+// Register adds the operations to api.
+func Register(api huma.API, d Deps) {
+	h := &handlers{d}
+	huma.Register(api, huma.Operation{
+		OperationID:   "create-order",
+		Method:        http.MethodPost,
+		Path:          "/orders",
+		Summary:       "Create an order",
+		Description:   "Creates a NEW order; its payment is requested automatically and settles it as FINISHED or CANCELLED shortly after.",
+		Tags:          []string{"orders"},
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusUnprocessableEntity},
+	}, h.create)
+	huma.Register(api, huma.Operation{
+		OperationID: "list-orders",
+		Method:      http.MethodGet,
+		Path:        "/orders",
+		Summary:     "List a user's orders",
+		Description: "The user's orders, newest first.",
+		Tags:        []string{"orders"},
+		Errors:      []int{http.StatusUnprocessableEntity},
+	}, h.list)
+	huma.Register(api, huma.Operation{
+		OperationID: "get-order",
+		Method:      http.MethodGet,
+		Path:        "/orders/{order_id}",
+		Summary:     "Get an order",
+		Tags:        []string{"orders"},
+		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}, h.get)
+	huma.Register(api, web.Internal(huma.Operation{
+		OperationID: "payment-status",
+		Method:      http.MethodPost,
+		Path:        "/orders/payment-status",
+		Summary:     "Apply a payment result (internal)",
+		Description: "Internal entry into the handler the payments.results stream feeds, with the same " +
+			"idempotency by message id. A result for a settled order changes nothing. Not routed by the gateway.",
+		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}), h.paymentStatus)
+}
+
+type handlers struct{ Deps }
+
+func (h *handlers) create(ctx context.Context, in *createInput) (*orderOutput, error) {
+	o, err := order.NewOrder(in.Body.UserID, money.Amount(in.Body.Amount), in.Body.Description, time.Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Orders.Create(ctx, o); err != nil {
+		return nil, err
+	}
+	return &orderOutput{Body: orderBody(o)}, nil
+}
+
+func (h *handlers) list(ctx context.Context, in *listInput) (*listOutput, error) {
+	orders, err := h.Orders.ListByUser(ctx, in.UserID, in.Limit)
+	if err != nil {
+		return nil, err
+	}
+	out := &listOutput{Body: make([]OrderBody, len(orders))}
+	for i, o := range orders {
+		out.Body[i] = orderBody(o)
+	}
+	return out, nil
+}
+
+func (h *handlers) get(ctx context.Context, in *getInput) (*orderOutput, error) {
+	o, err := h.Orders.Get(ctx, in.OrderID)
+	if errors.Is(err, order.ErrNotFound) {
+		return nil, huma.Error404NotFound("no such order")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &orderOutput{Body: orderBody(o)}, nil
+}
+
+func (h *handlers) paymentStatus(ctx context.Context, in *paymentStatusInput) (*orderOutput, error) {
+	b := in.Body
+	if b.MessageID == uuid.Nil || b.OrderID == uuid.Nil {
+		return nil, huma.Error422UnprocessableEntity("message_id and order_id must be non-nil UUIDs")
+	}
+	res := order.PaymentCompleted{OrderID: b.OrderID, Status: order.Status(b.Status), Reason: b.Reason}
+	var o order.Order
+	err := inbox.Process(ctx, h.DB, b.MessageID, order.PaymentCompletedType, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		o, err = h.Payments.Apply(ctx, tx, res)
+		return err
+	})
+	if errors.Is(err, inbox.ErrDuplicate) {
+		o, err = h.Orders.Get(ctx, b.OrderID)
+	}
+	switch {
+	case errors.Is(err, order.ErrNotFound):
+		return nil, huma.Error404NotFound("no such order")
+	case errors.Is(err, order.ErrInvalidResult):
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	case err != nil:
+		return nil, err
+	}
+	return &orderOutput{Body: orderBody(o)}, nil
+}

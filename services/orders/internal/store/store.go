@@ -1,0 +1,159 @@
+// Package store keeps orders with Bun, on PostgreSQL or SQLite, and writes
+// each new order's payment request to the outbox in the same transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"shop/services/orders/internal/order"
+	"shop/services/platform/messaging"
+	"shop/services/platform/money"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the service's schema migrations.
+var Migrations, _ = fs.Sub(migrations, "migrations")
+
+type orderRow struct {
+	bun.BaseModel `bun:"table:orders"`
+
+	ID           uuid.UUID `bun:"id,pk,type:uuid"`
+	UserID       int64     `bun:"user_id,notnull"`
+	Amount       int64     `bun:"amount,notnull"`
+	Description  string    `bun:"description,notnull"`
+	Status       string    `bun:"status,notnull"`
+	CancelReason *string   `bun:"cancel_reason"`
+	CreatedAt    time.Time `bun:"created_at,notnull"`
+	UpdatedAt    time.Time `bun:"updated_at,notnull"`
+}
+
+func toRow(o order.Order) *orderRow {
+	r := &orderRow{
+		ID: o.ID, UserID: o.UserID, Amount: int64(o.Amount), Description: o.Description,
+		Status: string(o.Status), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	}
+	if o.CancelReason != "" {
+		r.CancelReason = &o.CancelReason
+	}
+	return r
+}
+
+func (r *orderRow) order() order.Order {
+	o := order.Order{
+		ID: r.ID, UserID: r.UserID, Amount: money.Amount(r.Amount), Description: r.Description,
+		Status: order.Status(r.Status), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.CancelReason != nil {
+		o.CancelReason = *r.CancelReason
+	}
+	return o
+}
+
+// Outbox writes messages in the caller's transaction.
+type Outbox interface {
+	Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error)
+}
+
+// Store implements order.Store.
+type Store struct {
+	db     *bun.DB
+	outbox Outbox
+}
+
+var _ order.Store = (*Store)(nil)
+
+// New returns a Store on db (migrated) writing payment requests to ob.
+func New(db *bun.DB, ob Outbox) *Store { return &Store{db: db, outbox: ob} }
+
+// Create inserts o and its payment request in one transaction: both are
+// stored or neither.
+func (s *Store) Create(ctx context.Context, o order.Order) error {
+	msg, err := order.PaymentRequest(o)
+	if err != nil {
+		return err
+	}
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(toRow(o)).Exec(ctx); err != nil {
+			return fmt.Errorf("insert order: %w", err)
+		}
+		_, err := s.outbox.Add(ctx, tx, msg)
+		return err
+	})
+}
+
+// Get returns the order with id.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
+	return get(ctx, s.db, id, false)
+}
+
+func get(ctx context.Context, db bun.IDB, id uuid.UUID, forUpdate bool) (order.Order, error) {
+	row := new(orderRow)
+	q := db.NewSelect().Model(row).Where("id = ?", id)
+	if forUpdate && db.Dialect().Name().String() == "pg" {
+		q = q.For("UPDATE")
+	}
+	err := q.Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return order.Order{}, order.ErrNotFound
+	}
+	if err != nil {
+		return order.Order{}, fmt.Errorf("get order %s: %w", id, err)
+	}
+	return row.order(), nil
+}
+
+// ListByUser returns up to limit orders of a user, newest first.
+func (s *Store) ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error) {
+	var rows []orderRow
+	err := s.db.NewSelect().Model(&rows).
+		Where("user_id = ?", userID).
+		OrderExpr("created_at DESC, id DESC").
+		Limit(int64(limit)).
+		Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list orders of user %d: %w", userID, err)
+	}
+	orders := make([]order.Order, len(rows))
+	for i := range rows {
+		orders[i] = rows[i].order()
+	}
+	return orders, nil
+}
+
+// Update locks the order (on PostgreSQL), lets fn change it, and saves it if
+// fn reports a change; all within tx.
+func (s *Store) Update(ctx context.Context, tx bun.IDB, id uuid.UUID, fn func(o *order.Order) (bool, error)) (order.Order, error) {
+	o, err := get(ctx, tx, id, true)
+	if err != nil {
+		return order.Order{}, err
+	}
+	changed, err := fn(&o)
+	if err != nil || !changed {
+		return o, err
+	}
+	// Only a NEW order can change: the domain says so, and the WHERE clause
+	// makes sure even if two writers raced past the read.
+	res, err := tx.NewUpdate().Model(toRow(o)).
+		Column("status", "cancel_reason", "updated_at").
+		WherePK().
+		Where("status = ?", string(order.New)).
+		Exec(ctx)
+	if err != nil {
+		return order.Order{}, fmt.Errorf("update order %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return order.Order{}, fmt.Errorf("update order %s: it changed concurrently", id)
+	}
+	return o, nil
+}

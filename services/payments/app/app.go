@@ -1,0 +1,77 @@
+// Package app wires the payments service: configuration, storage, the HTTP
+// API, the outbox relay and the consumer of payment requests. The payments
+// binary and the all-in-one devstack both run it.
+package app
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"shop/services/payments/internal/httpapi"
+	"shop/services/payments/internal/payment"
+	"shop/services/payments/internal/store"
+	"shop/services/platform/outbox"
+	"shop/services/platform/service"
+	"shop/services/platform/web"
+)
+
+// Version is the API version in the OpenAPI document.
+const Version = "1.0.0"
+
+// DefaultConfig is the configuration before the environment is read.
+func DefaultConfig() service.Config {
+	return service.Config{HTTPAddr: ":8001", DatabaseURL: "sqlite:data/payments.db"}
+}
+
+// App is the wired payments service.
+type App struct {
+	Handler   http.Handler
+	API       huma.API
+	Health    *web.Health
+	Processor *payment.Processor
+	Outbox    *outbox.Outbox
+	Store     *store.Store
+}
+
+// New wires the service on infrastructure that is already open.
+func New(infra *service.Infra) *App {
+	st := store.New(infra.DB)
+	ob := outbox.New(infra.DB)
+	proc := payment.NewProcessor(st, ob)
+	health := web.NewHealth(infra.Checks()...)
+
+	mux := http.NewServeMux()
+	api := web.NewAPI(mux, "Payments", Version, "Accounts and balances; pays for orders.")
+	health.Register(api)
+	httpapi.Register(api, httpapi.Deps{DB: infra.DB, Accounts: st, Processor: proc, Outcomes: st})
+	return &App{
+		Handler:   web.WithRequestID(web.WithProblems(mux)),
+		API:       api,
+		Health:    health,
+		Processor: proc,
+		Outbox:    ob,
+		Store:     st,
+	}
+}
+
+// Run runs the payments service until ctx ends.
+func Run(ctx context.Context, cfg service.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// 1. Database (migrated) and Redis.
+	infra, err := service.Open(ctx, cfg.DatabaseURL, cfg.RedisURL, store.Migrations)
+	if err != nil {
+		return err
+	}
+	defer infra.Close()
+
+	// 2. The HTTP API and the message handlers.
+	a := New(infra)
+
+	// 3. Serve, relay results and consume requests until ctx ends; then drain.
+	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
+		a.Health, a.Handler, Workers(infra, a)...)
+}

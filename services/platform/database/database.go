@@ -1,0 +1,184 @@
+// Package database opens the services' database through Bun, PostgreSQL or
+// embedded SQLite chosen by the URL alone, and applies a service's embedded
+// migrations at start-up under a lock.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/migrate"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+)
+
+// Options tune the connection pool. The zero value is sensible.
+type Options struct {
+	// MaxOpenConns caps PostgreSQL connections (default 16). SQLite always
+	// uses one connection: it has a single writer anyway, and an in-memory
+	// database exists once per connection.
+	MaxOpenConns int
+}
+
+// Open connects to url, which is either "postgres://…" (or "postgresql://…")
+// or "sqlite:PATH", "sqlite::memory:" included, and checks the connection.
+// A SQLite file's directory is created if missing.
+func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
+	var db *bun.DB
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		cfg, err := pgx.ParseConfig(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("parse database URL: %w", err)
+		}
+		sqldb := stdlib.OpenDB(*cfg)
+		n := opts.MaxOpenConns
+		if n <= 0 {
+			n = 16
+		}
+		sqldb.SetMaxOpenConns(n)
+		sqldb.SetMaxIdleConns(n)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		db = bun.NewDB(sqldb, pgdialect.New())
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		dsn, err := sqliteDSN(strings.TrimPrefix(rawURL, "sqlite:"))
+		if err != nil {
+			return nil, err
+		}
+		sqldb, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		sqldb.SetMaxOpenConns(1)
+		sqldb.SetMaxIdleConns(1)
+		sqldb.SetConnMaxLifetime(0)
+		sqldb.SetConnMaxIdleTime(0)
+		db = bun.NewDB(sqldb, sqlitedialect.New())
+	default:
+		return nil, fmt.Errorf("database URL %q: want postgres://… or sqlite:PATH", Redact(rawURL))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", Redact(rawURL), err)
+	}
+	return db, nil
+}
+
+// ValidateURL reports whether rawURL names a database Open understands,
+// without connecting.
+func ValidateURL(rawURL string) error {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		if _, err := pgx.ParseConfig(rawURL); err != nil {
+			return fmt.Errorf("invalid PostgreSQL URL: %w", err)
+		}
+		return nil
+	case strings.HasPrefix(rawURL, "sqlite:") && len(rawURL) > len("sqlite:"):
+		return nil
+	}
+	return fmt.Errorf("%q: want postgres://… or sqlite:PATH", Redact(rawURL))
+}
+
+// sqliteDSN builds the driver's DSN: WAL for concurrent readers, a busy
+// timeout, immediate write transactions (no deadlock on lock upgrade) and
+// foreign keys on.
+func sqliteDSN(path string) (string, error) {
+	const pragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	if path == ":memory:" {
+		return "file::memory:?" + pragmas, nil
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return "", fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	return "file:" + path + "?" + pragmas + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)", nil
+}
+
+// Redact hides the password of a database URL for messages and logs.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	return u.Redacted()
+}
+
+// IsPostgres reports whether db is a PostgreSQL database.
+func IsPostgres(db bun.IDB) bool {
+	return db.Dialect().Name().String() == "pg"
+}
+
+// migrationLockKey is the PostgreSQL advisory lock key that serialises
+// migrations between replicas starting at once: the first 8 bytes of
+// "shop-migrate" as a number.
+const migrationLockKey = 0x73686f702d6d6967
+
+// Migrate applies the migrations in fsys (files named
+// 20260101000000_name.tx.up.sql) that are not applied yet. On PostgreSQL it
+// holds an advisory lock meanwhile, so replicas starting together migrate
+// once; SQLite's single writer needs no more.
+func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS) (applied []string, err error) {
+	migrations := migrate.NewMigrations()
+	if err := migrations.Discover(fsys); err != nil {
+		return nil, fmt.Errorf("discover migrations: %w", err)
+	}
+	if IsPostgres(db) {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", int64(migrationLockKey)); err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		defer func() {
+			// A fresh context: the lock must go even when ctx is done.
+			unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, uerr := conn.ExecContext(unlockCtx, "SELECT pg_advisory_unlock(?)", int64(migrationLockKey)); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("migration unlock: %w", uerr))
+			}
+		}()
+	}
+	migrator := migrate.NewMigrator(db, migrations)
+	if err := migrator.Init(ctx); err != nil {
+		return nil, fmt.Errorf("init migrations: %w", err)
+	}
+	group, err := migrator.Migrate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range group.Migrations {
+		applied = append(applied, m.Name+"_"+m.Comment)
+	}
+	return applied, nil
+}
+
+// Pending reports how many migrations in fsys are not applied yet; readiness
+// checks use it.
+func Pending(ctx context.Context, db *bun.DB, fsys fs.FS) (int, error) {
+	migrations := migrate.NewMigrations()
+	if err := migrations.Discover(fsys); err != nil {
+		return 0, err
+	}
+	missing, err := migrate.NewMigrator(db, migrations).MissingMigrations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return len(missing), nil
+}

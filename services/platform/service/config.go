@@ -1,0 +1,51 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"shop/services/platform/database"
+)
+
+// Config is the configuration of a stateful service, read from the
+// environment. HTTPAddr and DatabaseURL have no tag default: each service
+// sets its own before loading (see config.Load), and -h shows it.
+type Config struct {
+	HTTPAddr        string        `env:"HTTP_ADDR" help:"HTTP listen address"`
+	DatabaseURL     string        `env:"DATABASE_URL" help:"postgres://… or sqlite:PATH (sqlite::memory: too)"`
+	RedisURL        string        `env:"REDIS_URL" envDefault:"redis://localhost:6379/0" help:"Redis that carries the message streams"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long to drain on shutdown"`
+	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+
+	// OnListen, if set, is told the bound address (tests listen on port 0).
+	OnListen func(net.Addr) `env:"-"`
+}
+
+// Addr is the HTTP listen address.
+func (c *Config) Addr() string { return c.HTTPAddr }
+
+// Level is the log level.
+func (c *Config) Level() slog.Level { return c.LogLevel }
+
+// Validate checks the values before anything starts.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("HTTP_ADDR: %w", err))
+	}
+	if err := database.ValidateURL(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
+	}
+	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT: must be positive"))
+	}
+	return errors.Join(errs...)
+}
