@@ -47,6 +47,7 @@ type Order struct {
 
 // NewOrder returns a NEW order with a fresh UUIDv7 id.
 func NewOrder(userID int64, amount money.Amount, description string, now time.Time) (Order, error) {
+	now = storedTime(now)
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Order{}, fmt.Errorf("new order id: %w", err)
@@ -75,9 +76,12 @@ func (o *Order) ApplyPayment(status Status, reason string, now time.Time) (bool,
 			o.CancelReason = "payment declined"
 		}
 	}
-	o.UpdatedAt = now
+	o.UpdatedAt = storedTime(now)
 	return true, nil
 }
+
+// storedTime is t as the database keeps it: UTC, in microseconds.
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // Store keeps orders. Create writes the order together with its payment
 // request message; Update runs fn on the order inside tx and saves it.

@@ -73,7 +73,8 @@ var (
 	_ payment.Ledger = (*Store)(nil)
 )
 
-func now() time.Time { return time.Now().UTC() }
+// now is the current time as the database keeps it: UTC, in microseconds.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // Create opens an account with a zero balance.
 func (s *Store) Create(ctx context.Context, userID int64) (account.Account, error) {

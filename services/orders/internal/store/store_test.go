@@ -1,0 +1,177 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"shop/services/orders/internal/order"
+	"shop/services/orders/internal/store"
+	"shop/services/platform/database/dbtest"
+	"shop/services/platform/messaging"
+	"shop/services/platform/money"
+	"shop/services/platform/outbox"
+)
+
+// The store contract: every test runs on SQLite and on PostgreSQL.
+
+func newOrder(t *testing.T, userID int64, cents int64, at time.Time) order.Order {
+	t.Helper()
+	o, err := order.NewOrder(userID, money.Amount(cents), "test", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db, outbox.New(db))
+		o := newOrder(t, 1, 3000, time.Now().UTC())
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, o.ID)
+		if err != nil || got.Status != order.New || got.Amount != o.Amount || got.UserID != 1 {
+			t.Fatalf("Get = %+v, %v", got, err)
+		}
+		var rows []outbox.Row
+		if err := db.NewSelect().Model(&rows).Scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Stream != order.PaymentRequestsStream || rows[0].Type != order.PaymentRequestedType {
+			t.Fatalf("outbox = %+v", rows)
+		}
+		var req order.PaymentRequested
+		if err := json.Unmarshal([]byte(rows[0].Payload), &req); err != nil || req.OrderID != o.ID || req.Amount != o.Amount {
+			t.Fatalf("payload %s: %+v, %v", rows[0].Payload, req, err)
+		}
+	})
+}
+
+// failingOutbox fails every write, as a broken outbox insert would.
+type failingOutbox struct{}
+
+func (failingOutbox) Add(context.Context, bun.IDB, messaging.Message) (messaging.Message, error) {
+	return messaging.Message{}, errors.New("outbox unavailable")
+}
+
+func TestCreateIsAtomic(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db, failingOutbox{})
+		o := newOrder(t, 1, 100, time.Now().UTC())
+		if err := s.Create(ctx, o); err == nil {
+			t.Fatal("Create succeeded although the outbox failed")
+		}
+		if _, err := s.Get(ctx, o.ID); !errors.Is(err, order.ErrNotFound) {
+			t.Fatalf("the order was stored without its payment request: %v", err)
+		}
+	})
+}
+
+func TestListByUserNewestFirst(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db, outbox.New(db))
+		base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+		var ids []uuid.UUID
+		for i := range 5 {
+			o := newOrder(t, 7, int64(100+i), base.Add(time.Duration(i)*time.Minute))
+			if err := s.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, o.ID)
+		}
+		if err := s.Create(ctx, newOrder(t, 8, 1, base)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ListByUser(ctx, 7, 100)
+		if err != nil || len(got) != 5 {
+			t.Fatalf("ListByUser = %d orders, %v", len(got), err)
+		}
+		for i, o := range got {
+			if o.ID != ids[4-i] {
+				t.Fatalf("order %d is %s, want %s (newest first)", i, o.ID, ids[4-i])
+			}
+			if !o.CreatedAt.Equal(base.Add(time.Duration(4-i) * time.Minute)) {
+				t.Fatalf("created_at %v did not round-trip", o.CreatedAt)
+			}
+		}
+		if got, _ := s.ListByUser(ctx, 7, 2); len(got) != 2 || got[0].ID != ids[4] {
+			t.Fatalf("limit 2 = %+v", got)
+		}
+		if got, _ := s.ListByUser(ctx, 99, 10); len(got) != 0 {
+			t.Fatalf("unknown user has orders: %+v", got)
+		}
+	})
+}
+
+func TestUpdateSettlesOnce(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db, outbox.New(db))
+		p := order.NewPayments(s)
+		o := newOrder(t, 1, 100, time.Now().UTC())
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.Apply(ctx, db, order.PaymentCompleted{OrderID: o.ID, Status: order.Cancelled, Reason: "insufficient funds"})
+		if err != nil || got.Status != order.Cancelled || got.CancelReason != "insufficient funds" {
+			t.Fatalf("Apply = %+v, %v", got, err)
+		}
+		// A late, contradicting result is a no-op.
+		got, err = p.Apply(ctx, db, order.PaymentCompleted{OrderID: o.ID, Status: order.Finished})
+		if err != nil || got.Status != order.Cancelled {
+			t.Fatalf("Apply again = %+v, %v", got, err)
+		}
+		if stored, _ := s.Get(ctx, o.ID); stored.Status != order.Cancelled || stored.CancelReason != "insufficient funds" {
+			t.Fatalf("stored = %+v", stored)
+		}
+		if _, err := p.Apply(ctx, db, order.PaymentCompleted{OrderID: uuid.New(), Status: order.Finished}); !errors.Is(err, order.ErrNotFound) {
+			t.Fatalf("Apply to unknown order = %v, want ErrNotFound", err)
+		}
+		if _, err := p.Apply(ctx, db, order.PaymentCompleted{OrderID: o.ID, Status: order.New}); !errors.Is(err, order.ErrInvalidResult) {
+			t.Fatalf("Apply NEW = %v, want ErrInvalidResult", err)
+		}
+	})
+}
+
+func TestConcurrentResultsSettleOnce(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db, outbox.New(db))
+		p := order.NewPayments(s)
+		o := newOrder(t, 1, 100, time.Now().UTC())
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 10 {
+			status := order.Finished
+			if i%2 == 1 {
+				status = order.Cancelled
+			}
+			wg.Go(func() {
+				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					_, err := p.Apply(ctx, tx, order.PaymentCompleted{OrderID: o.ID, Status: status, Reason: "r"})
+					return err
+				})
+				if err != nil {
+					t.Errorf("Apply: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if got, _ := s.Get(ctx, o.ID); !got.Status.Terminal() {
+			t.Fatalf("status %s, want a terminal one", got.Status)
+		}
+	})
+}
