@@ -7,6 +7,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,6 +26,12 @@ type Config interface {
 	Level() slog.Level
 }
 
+// Flagger is implemented by configurations that also take command-line
+// flags; Main defines them before parsing.
+type Flagger interface {
+	Flags(fs *flag.FlagSet)
+}
+
 // Main runs a binary named name: `name healthcheck [URL]` probes the
 // service's /readyz (or URL) and exits; otherwise Main reads cfg from the
 // environment, logs it, and calls run with a context that ends on SIGINT or
@@ -38,7 +45,11 @@ func main(name string, args []string, cfg Config, run func(ctx context.Context) 
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(name, args[1:], cfg)
 	}
-	if err := config.Load(name, args, nil, cfg, os.Stderr); err != nil {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if f, ok := cfg.(Flagger); ok {
+		f.Flags(fs)
+	}
+	if err := config.Load(name, args, fs, cfg, os.Stderr); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			return 0
 		}

@@ -69,13 +69,30 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 	default:
 		return nil, fmt.Errorf("database URL %q: want postgres://… or sqlite:PATH", Redact(rawURL))
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(pingCtx); err != nil {
+	if err := ping(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s: %w", Redact(rawURL), err)
 	}
 	return db, nil
+}
+
+// ping checks the connection. SQLite may answer SQLITE_BUSY while another
+// process switches the same file to WAL, which the busy timeout does not
+// cover, so that is retried for a while.
+func ping(ctx context.Context, db *bun.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // ValidateURL reports whether rawURL names a database Open understands,
@@ -129,13 +146,26 @@ func IsPostgres(db bun.IDB) bool {
 const migrationLockKey = 0x73686f702d6d6967
 
 // Migrate applies the migrations in fsys (files named
-// 20260101000000_name.tx.up.sql) that are not applied yet. On PostgreSQL it
-// holds an advisory lock meanwhile, so replicas starting together migrate
-// once; SQLite's single writer needs no more.
+// 20260101000000_name.tx.up.sql) that are not applied yet, under a lock so
+// that processes starting together migrate once: a PostgreSQL advisory lock,
+// or on SQLite an flock on a file beside the database.
 func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS) (applied []string, err error) {
 	migrations := migrate.NewMigrations()
 	if err := migrations.Discover(fsys); err != nil {
 		return nil, fmt.Errorf("discover migrations: %w", err)
+	}
+	if !IsPostgres(db) {
+		var file string
+		if err := db.NewRaw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(ctx, &file); err != nil {
+			return nil, fmt.Errorf("find database file: %w", err)
+		}
+		if file != "" { // "" is an in-memory database: nobody else sees it
+			unlock, err := lockFile(file + ".migrate-lock")
+			if err != nil {
+				return nil, err
+			}
+			defer unlock()
+		}
 	}
 	if IsPostgres(db) {
 		conn, err := db.Conn(ctx)
