@@ -1,0 +1,121 @@
+// Package app is the gateway, the shop's one public HTTP entry point: it
+// routes the public operations to the orders and payments services, answers
+// every error as problem+json, and serves the merged public OpenAPI with its
+// docs. The gateway binary (main.go) and the all-in-one devstack run it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"shop/services/gateway/internal/apispec"
+	"shop/services/gateway/internal/proxy"
+	"shop/services/platform/web"
+)
+
+const (
+	title       = "Shop API"
+	version     = "0.1.0"
+	description = "The public API of the shop: accounts and their balances, and orders, which are paid " +
+		"for automatically. Every error is an RFC 9457 problem (application/problem+json)."
+)
+
+// Run runs the gateway until ctx ends, then stops taking requests and lets
+// those in flight finish within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config) error {
+	// 1. Check the configuration. cli.Main has done it for the binary, but
+	// devstack and tests call Run directly.
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	orders, _ := upstreamURL(cfg.OrdersURL)
+	payments, _ := upstreamURL(cfg.PaymentsURL)
+	upstreams := map[string]*url.URL{proxy.Orders: orders, proxy.Payments: payments}
+
+	// 2. One connection pool to the services, for the proxied requests and
+	// the spec fetches alike; otelhttp makes each call a client span and
+	// carries the trace context to the service.
+	transport := proxy.NewTransport(cfg.UpstreamTimeout)
+	defer transport.CloseIdleConnections()
+	client := otelhttp.NewTransport(transport)
+
+	// 3. Health. Readiness checks no upstream on purpose: with a service
+	// down, the gateway still serves the other service's operations, the
+	// docs, and a clear 502 for the rest. Were it unready, the load balancer
+	// would drop every gateway replica at once and turn one service's outage
+	// into the whole shop's, with connection errors instead of problem
+	// answers. Each service's own readiness takes its replicas out of its
+	// Service instead.
+	health := web.NewHealth()
+
+	// 4. The HTTP handler: routes, the gateway's own API and the merged spec.
+	handler, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+
+	// 5. Serve until ctx ends. Then readiness fails first, and only after
+	// that does the server stop accepting and drain what it has.
+	onListen := func(addr net.Addr) {
+		slog.InfoContext(ctx, "gateway listening", "addr", addr.String(),
+			"orders", cfg.OrdersURL, "payments", cfg.PaymentsURL)
+		if cfg.OnListen != nil {
+			cfg.OnListen(addr)
+		}
+	}
+	return web.Serve(ctx, web.NewServer(cfg.HTTPAddr, handler), cfg.ShutdownTimeout, onListen, health.Drain)
+}
+
+// newHandler builds the gateway's HTTP handler.
+func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64) (http.Handler, error) {
+	mux := http.NewServeMux()
+
+	// The gateway's own Huma API (health routes and docs UI) lives on a mux
+	// of its own, because Huma serves the gateway's own spec at
+	// /openapi.json and /openapi.yaml, where this gateway serves the merged
+	// one; registering both on one mux would panic. The merged spec takes
+	// the gateway's own operations from api.OpenAPI() instead.
+	own := http.NewServeMux()
+	api := web.NewAPI(own, title, version, description)
+	health.Register(api)
+	for _, pattern := range []string{"GET /health", "GET /livez", "GET /readyz", "GET /docs", "GET /docs/"} {
+		mux.Handle(pattern, own)
+	}
+
+	var sources []apispec.Source
+	for _, name := range []string{proxy.Orders, proxy.Payments} {
+		sources = append(sources, apispec.Source{Name: name, URL: upstreams[name].JoinPath("openapi.json").String()})
+	}
+	spec, err := apispec.New(api.OpenAPI(), sources, proxy.Routed, apispec.Options{Client: &http.Client{Transport: rt}})
+	if err != nil {
+		return nil, err
+	}
+	mux.HandleFunc("GET /openapi.json", spec.ServeJSON)
+	mux.HandleFunc("GET /openapi.yaml", spec.ServeYAML)
+
+	if err := proxy.Register(mux, proxy.Config{Upstreams: upstreams, Transport: rt, MaxBodyBytes: maxBody}); err != nil {
+		return nil, err
+	}
+
+	var h http.Handler = web.WithProblems(mux)
+	h = proxy.HideInternal(h)
+	h = web.WithRequestID(h)
+	h = otelhttp.NewHandler(h, "gateway",
+		otelhttp.WithFilter(func(r *http.Request) bool { return !web.IsHealthPath(r.URL.Path) }),
+		// Spans are named by route, "GET /orders/{order_id}", never by the
+		// raw path, which would make a span name per order.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if _, pattern := mux.Handler(r); pattern != "" {
+				return pattern
+			}
+			return r.Method
+		}),
+	)
+	return h, nil
+}
