@@ -73,5 +73,5 @@ func Run(ctx context.Context, cfg service.Config) error {
 
 	// 3. Serve, relay payment requests and consume results until ctx ends; then drain.
 	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
-		a.Health, a.Handler, Workers(infra, a)...)
+		a.Health, a.Handler, Messaging(a).Workers(infra, cfg)...)
 }

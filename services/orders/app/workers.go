@@ -1,11 +1,18 @@
 package app
 
 import (
+	"shop/services/orders/internal/order"
 	"shop/services/platform/service"
 )
 
-// Workers are the service's background loops. The messaging issue wires the
-// relay and the payment-result consumer here.
-func Workers(infra *service.Infra, a *App) []service.Worker {
-	return nil
+// Messaging is the orders service's part in the flow: it publishes payment
+// requests from its outbox and consumes results as group "orders".
+func Messaging(a *App) service.Messaging {
+	return service.Messaging{
+		Outbox:    a.Outbox,
+		Stream:    order.PaymentResultsStream,
+		Group:     "orders",
+		Handler:   a.Payments.Handle,
+		Permanent: order.ErrPermanent,
+	}
 }

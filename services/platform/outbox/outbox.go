@@ -68,8 +68,9 @@ func New(db *bun.DB) *Outbox {
 }
 
 // Add writes msg in tx, the transaction of the state change it announces. A
-// zero ID becomes a new UUIDv7 and a zero OccurredAt becomes now; the trace
-// context of ctx is stored with the message. Add returns the stored message.
+// zero ID becomes a new UUIDv7 and a zero OccurredAt becomes now (kept to
+// the microsecond); the trace context of ctx is stored with the message. Add
+// returns the stored message.
 func (o *Outbox) Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error) {
 	if msg.ID == uuid.Nil {
 		id, err := uuid.NewV7()
@@ -79,8 +80,11 @@ func (o *Outbox) Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (me
 		msg.ID = id
 	}
 	if msg.OccurredAt.IsZero() {
-		msg.OccurredAt = time.Now().UTC()
+		msg.OccurredAt = time.Now()
 	}
+	// The precision the databases store, so the message returned is the one
+	// consumers receive.
+	msg.OccurredAt = msg.OccurredAt.UTC().Truncate(time.Microsecond)
 	carrier := propagation.MapCarrier{}
 	otel.GetTextMapPropagator().Inject(ctx, carrier)
 	if msg.Traceparent == "" {

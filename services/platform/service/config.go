@@ -21,6 +21,8 @@ type Config struct {
 	RedisURL        string        `env:"REDIS_URL" envDefault:"redis://localhost:6379/0" help:"Redis that carries the message streams"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long to drain on shutdown"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	ConsumerName    string        `env:"CONSUMER_NAME" help:"this replica's name in the stream consumer groups; keep it stable across restarts (default: the host name, which is the pod name on Kubernetes)"`
+	ClaimIdle       time.Duration `env:"CLAIM_IDLE" envDefault:"30s" help:"a message left unacknowledged this long by a replica (crashed) is taken over by another"`
 
 	// OnListen, if set, is told the bound address (tests listen on port 0).
 	OnListen func(net.Addr) `env:"-"`
@@ -46,6 +48,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT: must be positive"))
+	}
+	if c.ClaimIdle <= 0 {
+		errs = append(errs, errors.New("CLAIM_IDLE: must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,389 @@
+package outbox
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"shop/services/platform/database"
+	"shop/services/platform/messaging"
+)
+
+// RelayOptions tune a Relay. The zero value is sensible.
+type RelayOptions struct {
+	// Batch is how many rows one transaction claims and publishes
+	// (default 100).
+	Batch int
+	// PollInterval is how long the relay waits for a wake-up before it
+	// looks anyway (default 1s): the fallback when a signal is lost.
+	PollInterval time.Duration
+	// MaxBackoff caps the wait between retries while Redis or the database
+	// fails (default 5s).
+	MaxBackoff time.Duration
+	// Retention is how long published rows are kept, for inspection, before
+	// the janitor deletes them (default 24h).
+	Retention time.Duration
+	// CleanupInterval is how often the janitor runs (default 1m).
+	CleanupInterval time.Duration
+	// CleanupBatch bounds the rows one DELETE removes, so the janitor never
+	// holds long locks (default 1000).
+	CleanupBatch int
+	// FlushTimeout bounds the last publishing Run does after its context
+	// ends (default 5s).
+	FlushTimeout time.Duration
+	// Logger receives errors and janitor reports (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o RelayOptions) withDefaults() RelayOptions {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if o.Batch <= 0 {
+		o.Batch = 100
+	}
+	if o.CleanupBatch <= 0 {
+		o.CleanupBatch = 1000
+	}
+	def(&o.PollInterval, time.Second)
+	def(&o.MaxBackoff, 5*time.Second)
+	def(&o.Retention, 24*time.Hour)
+	def(&o.CleanupInterval, time.Minute)
+	def(&o.FlushTimeout, 5*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// batchTimeout bounds one claim-publish-mark transaction. A batch runs to
+// its end even when Run's context ends, so that rows already on the stream
+// are marked and not published again by the next relay.
+const batchTimeout = 15 * time.Second
+
+// Relay publishes the outbox's rows to their Redis streams, at least once and
+// in id order, and deletes published rows past a retention. Any number of
+// relays may share one outbox: on PostgreSQL each row is claimed by one of
+// them at a time. On PostgreSQL a running relay holds one connection of the
+// pool for LISTEN.
+type Relay struct {
+	outbox *Outbox
+	rdb    redis.UniversalClient
+	opts   RelayOptions
+	log    *slog.Logger
+	tracer trace.Tracer
+	// notified receives a token for each PostgreSQL notification.
+	notified chan struct{}
+
+	// Test hooks: beforeCommit runs after a batch is on its streams and before
+	// it is marked published; listening runs each time LISTEN is in place.
+	beforeCommit func() error
+	listening    func()
+}
+
+// NewRelay returns a relay for o that publishes to rdb.
+func NewRelay(o *Outbox, rdb redis.UniversalClient, opts RelayOptions) *Relay {
+	opts = opts.withDefaults()
+	return &Relay{
+		outbox:   o,
+		rdb:      rdb,
+		opts:     opts,
+		log:      opts.Logger.With("component", "outbox relay"),
+		tracer:   otel.Tracer("shop/services/platform/outbox"),
+		notified: make(chan struct{}, 1),
+	}
+}
+
+// Run publishes until ctx ends, then publishes what is still waiting (within
+// FlushTimeout) and returns nil. Errors are logged and retried, never
+// returned: a relay outlives outages of Redis and the database.
+func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if database.IsPostgres(r.outbox.db) {
+		wg.Go(func() { r.listen(ctx) })
+	}
+	wg.Go(func() { r.cleanLoop(ctx) })
+	r.publishLoop(ctx)
+	r.flush(ctx)
+	wg.Wait()
+	return nil
+}
+
+func (r *Relay) publishLoop(ctx context.Context) {
+	backoff := messaging.Backoff{Max: r.opts.MaxBackoff}
+	for ctx.Err() == nil {
+		n, err := r.PublishBatch(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.ErrorContext(ctx, "publish outbox batch", "error", err)
+				messaging.Sleep(ctx, backoff.Next())
+			}
+			continue
+		}
+		backoff.Reset()
+		if n < r.opts.Batch {
+			r.wait(ctx)
+		}
+	}
+}
+
+// wait returns on the first wake-up: a Signal in this process, a
+// notification from PostgreSQL, the poll interval, or the end of ctx.
+func (r *Relay) wait(ctx context.Context) {
+	poll := time.NewTimer(r.opts.PollInterval)
+	defer poll.Stop()
+	select {
+	case <-ctx.Done():
+	case <-r.outbox.Wake():
+	case <-r.notified:
+	case <-poll.C:
+	}
+}
+
+// flush publishes what is left after ctx ended, so messages committed just
+// before a shutdown leave with this process rather than the next one.
+func (r *Relay) flush(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.FlushTimeout)
+	defer cancel()
+	for {
+		n, err := r.PublishBatch(ctx)
+		if err != nil {
+			r.log.WarnContext(ctx, "flush outbox at stop", "error", err)
+			return
+		}
+		if n < r.opts.Batch {
+			return
+		}
+	}
+}
+
+// PublishBatch publishes up to Batch unpublished rows in one transaction and
+// reports how many it published. When none wait it opens no transaction.
+func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
+	// A plain read first: an idle relay must not take SQLite's write lock or
+	// hold a PostgreSQL transaction open every poll.
+	pending, err := r.outbox.db.NewSelect().Model((*Row)(nil)).
+		Where("published_at IS NULL").Limit(1).Exists(ctx)
+	if err != nil || !pending {
+		return 0, err
+	}
+	ctx, cancel := detach(ctx, batchTimeout)
+	defer cancel()
+	var published int
+	err = r.outbox.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		rows, err := r.claim(ctx, tx)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		if err := r.xadd(ctx, rows); err != nil {
+			return err
+		}
+		if r.beforeCommit != nil {
+			if err := r.beforeCommit(); err != nil {
+				return err
+			}
+		}
+		if err := markPublished(ctx, tx, rows); err != nil {
+			return err
+		}
+		published = len(rows)
+		return nil
+	})
+	return published, err
+}
+
+// detach returns ctx without its cancellation, so that work begun is
+// finished, but bounded by timeout and by ctx's own deadline, if any.
+func detach(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
+// claim selects and locks the oldest unpublished rows. SKIP LOCKED lets
+// concurrent relays each take different rows; SQLite needs no lock clause
+// because its transactions (BEGIN IMMEDIATE) hold the only write lock.
+func (r *Relay) claim(ctx context.Context, tx bun.Tx) ([]Row, error) {
+	var rows []Row
+	q := tx.NewSelect().Model(&rows).
+		Where("published_at IS NULL").
+		OrderExpr("id").
+		Limit(int64(r.opts.Batch))
+	if database.IsPostgres(tx) {
+		q = q.For("UPDATE SKIP LOCKED")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("claim outbox rows: %w", err)
+	}
+	return rows, nil
+}
+
+// xadd appends rows to their streams in one round trip, each under a publish
+// span that continues the trace stored with the row; the entry carries the
+// publish span's context so the consumer's span becomes its child.
+func (r *Relay) xadd(ctx context.Context, rows []Row) error {
+	pipe := r.rdb.Pipeline()
+	spans := make([]trace.Span, len(rows))
+	for i := range rows {
+		msg := rows[i].Message()
+		spanCtx, span := r.tracer.Start(msg.ContextWithTrace(ctx), msg.Stream+" publish",
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				semconv.MessagingSystemKey.String("redis"),
+				semconv.MessagingDestinationName(msg.Stream),
+				semconv.MessagingOperationTypeSend,
+				semconv.MessagingOperationName("publish"),
+				semconv.MessagingMessageID(msg.ID.String()),
+			))
+		spans[i] = span
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: msg.Stream, Values: msg.WithTrace(spanCtx).Values()})
+	}
+	cmds, err := pipe.Exec(ctx)
+	for i, span := range spans {
+		if i < len(cmds) && cmds[i].Err() != nil {
+			span.RecordError(cmds[i].Err())
+			span.SetStatus(codes.Error, "xadd failed")
+		}
+		span.End()
+	}
+	if err != nil {
+		return fmt.Errorf("xadd %d outbox messages: %w", len(rows), err)
+	}
+	return nil
+}
+
+func markPublished(ctx context.Context, tx bun.Tx, rows []Row) error {
+	ids := make([]any, len(rows))
+	for i := range rows {
+		ids[i] = rows[i].ID
+	}
+	_, err := tx.NewUpdate().Model((*Row)(nil)).
+		Set("published_at = ?", time.Now().UTC()).
+		Where("id IN (?)", bun.In(ids)).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("mark %d outbox rows published: %w", len(rows), err)
+	}
+	return nil
+}
+
+// listen wakes the relay on every NOTIFY of NotifyChannel, which Add sends
+// in the writer's transaction: other processes' writes are published at
+// once. It reconnects after errors until ctx ends.
+func (r *Relay) listen(ctx context.Context) {
+	backoff := messaging.Backoff{Max: r.opts.MaxBackoff}
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.WarnContext(ctx, "listen for outbox notifications", "error", err)
+		messaging.Sleep(ctx, backoff.Next())
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context) error {
+	conn, err := r.outbox.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error {
+		sc, ok := driverConn.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("listen needs the pgx driver, have %T", driverConn)
+		}
+		err := waitForNotifications(ctx, sc.Conn(), func() {
+			if r.listening != nil {
+				r.listening()
+			}
+		}, r.poke)
+		// The connection goes, never back to the pool still listening.
+		return errors.Join(err, driver.ErrBadConn)
+	})
+}
+
+// waitForNotifications runs LISTEN on conn, then calls ready once and
+// notified for each notification, until an error or the end of ctx.
+func waitForNotifications(ctx context.Context, conn *pgx.Conn, ready, notified func()) error {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Rows committed while nobody listened would otherwise wait for a poll.
+	notified()
+	ready()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		notified()
+	}
+}
+
+// poke wakes the publish loop without blocking: one pending wake-up is enough.
+func (r *Relay) poke() {
+	select {
+	case r.notified <- struct{}{}:
+	default:
+	}
+}
+
+// cleanLoop is the janitor: it keeps the outbox table bounded.
+func (r *Relay) cleanLoop(ctx context.Context) {
+	tick := time.NewTicker(r.opts.CleanupInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := DeletePublishedBefore(ctx, r.outbox.db, time.Now().Add(-r.opts.Retention), r.opts.CleanupBatch)
+		if err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "delete published outbox rows", "error", err)
+		}
+		if n > 0 {
+			r.log.DebugContext(ctx, "deleted published outbox rows", "rows", n)
+		}
+	}
+}
+
+// DeletePublishedBefore deletes the rows published before t, batch rows per
+// statement, and reports how many it deleted.
+func DeletePublishedBefore(ctx context.Context, db bun.IDB, t time.Time, batch int) (int64, error) {
+	var total int64
+	for {
+		// Walking the primary key from the oldest id (UUIDv7 sort by time)
+		// finds old published rows first without an index on published_at.
+		oldest := db.NewSelect().Table("outbox").Column("id").
+			Where("published_at < ?", t.UTC()).
+			OrderExpr("id").
+			Limit(int64(batch))
+		res, err := db.NewDelete().Table("outbox").Where("id IN (?)", oldest).Exec(ctx)
+		if err != nil {
+			return total, fmt.Errorf("delete published outbox rows: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < int64(batch) || ctx.Err() != nil {
+			return total, nil
+		}
+	}
+}

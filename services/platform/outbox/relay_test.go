@@ -1,0 +1,440 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"shop/services/platform/database"
+	"shop/services/platform/messaging"
+	mt "shop/services/platform/messaging/messagingtest"
+	"shop/services/platform/outbox"
+	"shop/services/platform/stream"
+)
+
+var spans = tracetest.NewSpanRecorder()
+
+func TestMain(m *testing.M) {
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	os.Exit(m.Run())
+}
+
+// add writes n messages to stream through o, in one transaction.
+func add(t *testing.T, ctx context.Context, o *outbox.Outbox, stream string, n int) []messaging.Message {
+	t.Helper()
+	var msgs []messaging.Message
+	err := o.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for i := range n {
+			msg, err := o.Add(ctx, tx, messaging.Message{
+				Stream: stream, Type: "test.happened", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i)),
+			})
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, msg)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// start runs r until the test ends, and checks that Run returns nil.
+func start(t *testing.T, r *outbox.Relay) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func streamLen(rdb redis.UniversalClient, stream string) int64 {
+	return rdb.XLen(context.Background(), stream).Val()
+}
+
+func unpublished(t *testing.T, db *bun.DB) int64 {
+	t.Helper()
+	n, err := db.NewSelect().Model((*outbox.Row)(nil)).Where("published_at IS NULL").Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// each runs fn on every database with every broker.
+func each(t *testing.T, fn func(t *testing.T, d mt.Database, b mt.Broker)) {
+	for _, d := range mt.Databases(t) {
+		for _, b := range mt.Brokers(t) {
+			t.Run(d.Name+"+"+b.Name, func(t *testing.T) { fn(t, d, b) })
+		}
+	}
+}
+
+// Full batches are published back to back: with a poll interval of an hour
+// and one wake-up, 250 rows leave in batches of 100.
+func TestRelayPublishesEveryRowInOrder(t *testing.T) {
+	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
+		ctx := context.Background()
+		o := outbox.New(d.DB)
+		s := b.Stream(t)
+		msgs := add(t, ctx, o, s, 250)
+		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
+
+		mt.Eventually(t, 5*time.Second, "all rows published", func() bool { return unpublished(t, d.DB) == 0 })
+		entries, err := b.Client.XRange(ctx, s, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != len(msgs) {
+			t.Fatalf("stream has %d entries, want %d", len(entries), len(msgs))
+		}
+		for i, e := range entries {
+			got, err := messaging.Decode(s, e.Values)
+			if err != nil {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+			want := msgs[i]
+			if got.ID != want.ID || got.Type != want.Type || string(got.Payload) != string(want.Payload) ||
+				!got.OccurredAt.Equal(want.OccurredAt) {
+				t.Fatalf("entry %d = %+v, want %+v", i, got, want)
+			}
+		}
+	})
+}
+
+// Signal wakes the relay at once: the poll interval is an hour.
+func TestRelayWakesOnSignal(t *testing.T) {
+	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
+		o := outbox.New(d.DB)
+		s := b.Stream(t)
+		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
+		for i := range 3 {
+			began := time.Now()
+			add(t, context.Background(), o, s, 1)
+			mt.Eventually(t, time.Second, "published after Signal", func() bool { return streamLen(b.Client, s) == int64(i+1) })
+			t.Logf("published %v after the commit", time.Since(began))
+		}
+	})
+}
+
+// A row committed through another connection pool (another process) wakes the
+// relay through LISTEN/NOTIFY.
+func TestRelayWakesOnNotify(t *testing.T) {
+	db, url := mt.Postgres(t)
+	b := mt.Miniredis(t)
+	s := b.Stream(t)
+	listening := make(chan struct{}, 1)
+	r := outbox.NewRelay(outbox.New(db), b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	outbox.SetListening(r, func() { listening <- struct{}{} })
+	start(t, r)
+	<-listening
+
+	other, err := database.Open(context.Background(), url, database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := range 3 {
+		add(t, context.Background(), outbox.New(other), s, 1)
+		mt.Eventually(t, 2*time.Second, "published after NOTIFY", func() bool { return streamLen(b.Client, s) == int64(i+1) })
+	}
+}
+
+// An idle relay polls with a plain read and opens no transaction: it takes
+// no SQLite write lock and burns no PostgreSQL transaction id.
+func TestIdleRelayOpensNoTransaction(t *testing.T) {
+	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
+		hook := &queryCounter{}
+		d.DB.AddQueryHook(hook)
+		r := outbox.NewRelay(outbox.New(d.DB), b.Client, outbox.RelayOptions{PollInterval: time.Millisecond})
+		start(t, r)
+		mt.Eventually(t, 5*time.Second, "20 polls", func() bool { return hook.queries.Load() >= 20 })
+		if n := hook.begins.Load(); n != 0 {
+			t.Fatalf("an idle relay began %d transactions", n)
+		}
+		add(t, context.Background(), outbox.New(d.DB), b.Stream(t), 1)
+		mt.Eventually(t, 5*time.Second, "published", func() bool { return unpublished(t, d.DB) == 0 })
+	})
+}
+
+// queryCounter counts the queries and transactions a database runs.
+type queryCounter struct{ queries, begins atomic.Int64 }
+
+func (q *queryCounter) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	q.queries.Add(1)
+	if e.Query == "BEGIN" {
+		q.begins.Add(1)
+	}
+	return ctx
+}
+func (q *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// Two relays on one outbox share the work and never publish a row twice.
+func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
+	db, url := mt.Postgres(t)
+	b := mt.Miniredis(t)
+	s := b.Stream(t)
+	const n = 600
+	add(t, context.Background(), outbox.New(db), s, n)
+	var relays []*outbox.Relay
+	for range 2 {
+		db2, err := database.Open(context.Background(), url, database.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db2.Close() })
+		relays = append(relays, outbox.NewRelay(outbox.New(db2), b.Client, outbox.RelayOptions{Batch: 10, PollInterval: time.Hour}))
+	}
+	var published [2]atomic.Int64
+	var wg sync.WaitGroup
+	for i, r := range relays {
+		wg.Go(func() {
+			for {
+				k, err := r.PublishBatch(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if k == 0 {
+					return
+				}
+				published[i].Add(int64(k))
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("relays published %d and %d rows", published[0].Load(), published[1].Load())
+	if got := streamLen(b.Client, s); got != n {
+		t.Fatalf("stream has %d entries for %d rows", got, n)
+	}
+	if unpublished(t, db) != 0 {
+		t.Fatal("rows left unpublished")
+	}
+	entries := b.Client.XRange(context.Background(), s, "-", "+").Val()
+	seen := map[string]bool{}
+	for _, e := range entries {
+		id := e.Values[messaging.FieldID].(string)
+		if seen[id] {
+			t.Fatalf("message %s published twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// A relay that dies after XADD and before marking the rows publishes them
+// again; the consumer's inbox absorbs the duplicates, so each message takes
+// effect once.
+func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
+	for _, b := range mt.Brokers(t) {
+		for _, d := range mt.Databases(t, "CREATE TABLE effects (message_id TEXT NOT NULL)") {
+			t.Run(d.Name+"+"+b.Name, func(t *testing.T) {
+				ctx := context.Background()
+				o := outbox.New(d.DB)
+				s := b.Stream(t)
+				msgs := add(t, ctx, o, s, 5)
+
+				crashed := outbox.NewRelay(o, b.Client, outbox.RelayOptions{})
+				outbox.SetBeforeCommit(crashed, func() error { return errors.New("crash") })
+				if _, err := crashed.PublishBatch(ctx); err == nil {
+					t.Fatal("the crashed batch committed")
+				}
+				if streamLen(b.Client, s) != 5 || unpublished(t, d.DB) != 5 {
+					t.Fatal("want 5 entries on the stream and 5 rows still unpublished")
+				}
+
+				start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{}))
+				mt.Eventually(t, 5*time.Second, "published again", func() bool { return unpublished(t, d.DB) == 0 })
+				if got := streamLen(b.Client, s); got != 10 {
+					t.Fatalf("stream has %d entries, want each of 5 messages twice", got)
+				}
+
+				c := stream.NewConsumer(d.DB, b.Client, stream.ConsumerConfig{Stream: s, Group: "g", Name: "c", Block: 50 * time.Millisecond},
+					func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+						_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.ID.String())
+						return err
+					})
+				cctx, cancel := context.WithCancel(ctx)
+				done := make(chan error)
+				go func() { done <- c.Run(cctx) }()
+				t.Cleanup(func() { cancel(); <-done })
+				mt.Eventually(t, 5*time.Second, "all entries delivered and acknowledged", func() bool {
+					// Delivered first: pending counts only delivered entries.
+					info, _ := b.Client.XInfoGroups(ctx, s).Result()
+					delivered := len(info) == 1 && info[0].LastDeliveredID == b.Client.XRevRangeN(ctx, s, "+", "-", 1).Val()[0].ID
+					p, err := b.Client.XPending(ctx, s, "g").Result()
+					return delivered && err == nil && p.Count == 0
+				})
+				for _, m := range msgs {
+					n, err := d.DB.NewSelect().Table("effects").Where("message_id = ?", m.ID.String()).Count(ctx)
+					if err != nil || n != 1 {
+						t.Fatalf("message %s took effect %d times (%v), want once", m.ID, n, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// While Redis is down the relay logs, backs off and retries; it publishes
+// once Redis is back.
+func TestRelayRecoversFromRedisOutage(t *testing.T) {
+	db := mt.SQLite(t)
+	b := mt.Miniredis(t)
+	s := b.Stream(t)
+	logs := &logRecorder{}
+	o := outbox.New(db)
+	b.Mini.Close()
+	start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
+	add(t, context.Background(), o, s, 3)
+	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.contains("publish outbox batch") })
+	if err := b.Mini.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	mt.Eventually(t, 5*time.Second, "published after Redis is back", func() bool { return streamLen(b.Client, s) == 3 })
+}
+
+// A relay whose context has ended still publishes what waits, then returns.
+func TestRelayFlushesAtStop(t *testing.T) {
+	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
+		o := outbox.New(d.DB)
+		s := b.Stream(t)
+		add(t, context.Background(), o, s, 7)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := outbox.NewRelay(o, b.Client, outbox.RelayOptions{Batch: 3}).Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := streamLen(b.Client, s); got != 7 || unpublished(t, d.DB) != 0 {
+			t.Fatalf("after stop: %d entries, %d rows unpublished; want 7 and 0", got, unpublished(t, d.DB))
+		}
+	})
+}
+
+// The publish span continues the trace stored in the row, and the entry
+// carries the publish span's context for the consumer.
+func TestRelayPublishSpanContinuesTheWritersTrace(t *testing.T) {
+	db := mt.SQLite(t)
+	b := mt.Miniredis(t)
+	s := b.Stream(t)
+	o := outbox.New(db)
+	ctx, parent := otel.Tracer("test").Start(context.Background(), "POST /orders")
+	msg := add(t, ctx, o, s, 1)[0]
+	parent.End()
+	if _, err := outbox.NewRelay(o, b.Client, outbox.RelayOptions{}).PublishBatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var publish sdktrace.ReadOnlySpan
+	for _, sp := range spans.Ended() {
+		if sp.Name() == s+" publish" {
+			publish = sp
+		}
+	}
+	if publish == nil {
+		t.Fatal("no publish span")
+	}
+	if publish.Parent().SpanID() != parent.SpanContext().SpanID() || publish.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+		t.Fatal("the publish span is not a child of the writer's span")
+	}
+	if publish.SpanKind() != trace.SpanKindProducer {
+		t.Fatalf("span kind %v, want producer", publish.SpanKind())
+	}
+	attrs := map[string]string{}
+	for _, a := range publish.Attributes() {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	for k, v := range map[string]string{
+		"messaging.system": "redis", "messaging.destination.name": s,
+		"messaging.operation.type": "send", "messaging.message.id": msg.ID.String(),
+	} {
+		if attrs[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, attrs[k], v)
+		}
+	}
+	entry := b.Client.XRange(context.Background(), s, "-", "+").Val()[0]
+	if tp := entry.Values[messaging.FieldTraceparent].(string); !strings.Contains(tp, publish.SpanContext().SpanID().String()) {
+		t.Fatalf("entry traceparent %q does not carry the publish span", tp)
+	}
+}
+
+func TestDeletePublishedBefore(t *testing.T) {
+	for _, d := range mt.Databases(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Now().UTC()
+			old, recent := now.Add(-48*time.Hour), now.Add(-time.Hour)
+			var keep []string
+			for i, at := range []*time.Time{&old, &old, &old, &old, &old, &recent, nil} {
+				msg := add(t, ctx, outbox.New(d.DB), "s", 1)[0]
+				if at != nil {
+					if _, err := d.DB.NewUpdate().Model((*outbox.Row)(nil)).Set("published_at = ?", *at).Where("id = ?", msg.ID).Exec(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if i >= 5 {
+					keep = append(keep, msg.ID.String())
+				}
+			}
+			n, err := outbox.DeletePublishedBefore(ctx, d.DB, now.Add(-24*time.Hour), 2)
+			if err != nil || n != 5 {
+				t.Fatalf("deleted %d rows (%v), want 5", n, err)
+			}
+			var left []outbox.Row
+			if err := d.DB.NewSelect().Model(&left).OrderExpr("id").Scan(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 2 || left[0].ID.String() != keep[0] || left[1].ID.String() != keep[1] {
+				t.Fatalf("left %v, want the recent and the unpublished row", left)
+			}
+		})
+	}
+}
+
+// logRecorder is a slog handler that keeps the messages logged.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Message)
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) contains(msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range l.msgs {
+		if m == msg {
+			return true
+		}
+	}
+	return false
+}

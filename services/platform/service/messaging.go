@@ -1,0 +1,60 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"errors"
+
+	"github.com/uptrace/bun"
+
+	"shop/services/platform/inbox"
+	"shop/services/platform/messaging"
+	"shop/services/platform/outbox"
+	"shop/services/platform/stream"
+)
+
+// Messaging describes a service's part in the message flow: the outbox it
+// publishes from and the stream it consumes.
+type Messaging struct {
+	Outbox *outbox.Outbox
+	// Stream and Group say what the service consumes, as which group.
+	Stream string
+	Group  string
+	// Handler applies one message in the transaction of its inbox record.
+	Handler stream.Handler
+	// Permanent is the domain's error for a message no retry can fix; a
+	// handler error wrapping it sends the message to the dead-letter stream.
+	Permanent error
+
+	Relay    outbox.RelayOptions
+	Consumer stream.ConsumerConfig
+	Inbox    inbox.JanitorOptions
+}
+
+// Workers returns the background loops of m on infra: the outbox relay (with
+// its janitor), the consumer, the trimmer of the consumed stream, and the
+// inbox janitor. The consumer's name and claim time come from cfg.
+func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
+	handler := m.Handler
+	if m.Permanent != nil {
+		handler = func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+			err := m.Handler(ctx, tx, msg)
+			if errors.Is(err, m.Permanent) {
+				return stream.Permanent(err)
+			}
+			return err
+		}
+	}
+	cc := m.Consumer
+	cc.Stream, cc.Group = m.Stream, m.Group
+	cc.Name = cmp.Or(cc.Name, cfg.ConsumerName)
+	cc.ClaimIdle = cmp.Or(cc.ClaimIdle, cfg.ClaimIdle)
+	// A handler may run as long as an entry may stay unclaimed.
+	cc.HandlerTimeout = cmp.Or(cc.HandlerTimeout, cc.ClaimIdle)
+	return []Worker{
+		{Name: "outbox relay", Run: outbox.NewRelay(m.Outbox, infra.Redis, m.Relay).Run},
+		{Name: "consumer of " + m.Stream, Run: stream.NewConsumer(infra.DB, infra.Redis, cc, handler).Run},
+		{Name: "trimmer of " + m.Stream, Run: stream.NewTrimmer(infra.Redis, stream.TrimmerConfig{Stream: m.Stream}).Run},
+		{Name: "inbox janitor", Run: inbox.NewJanitor(infra.DB, m.Inbox).Run},
+	}
+}

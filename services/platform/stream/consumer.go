@@ -1,0 +1,408 @@
+// Package stream consumes messages from Redis Streams into a service: each
+// message runs its handler once, in one database transaction with its inbox
+// record, and is acknowledged only after that transaction commits. Messages
+// that keep failing go to a dead-letter stream; a Trimmer keeps streams
+// bounded without dropping what a group still needs.
+package stream
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"shop/services/platform/inbox"
+	"shop/services/platform/messaging"
+)
+
+// Handler applies one message within tx, the transaction that also records
+// the message in the inbox. An error rolls both back and leaves the message
+// to be delivered again, unless it is Permanent.
+type Handler func(ctx context.Context, tx bun.Tx, msg messaging.Message) error
+
+// ConsumerConfig configures a Consumer. Stream and Group are required; the
+// rest has defaults.
+type ConsumerConfig struct {
+	// Stream is the Redis stream read, e.g. "payments.requests".
+	Stream string
+	// Group is the consumer group, one per consuming service, e.g. "payments".
+	Group string
+	// Name is this consumer within the group (default: the host name, which
+	// is the pod name on Kubernetes). Keep it stable across restarts so a
+	// restarted consumer is the same member, not a new one, and distinct
+	// between replicas.
+	Name string
+	// Block is how long one read waits for new entries (default 1s); the
+	// consumer notices a stop between reads, so keep it short.
+	Block time.Duration
+	// Batch is how many entries one read or claim takes (default 64).
+	Batch int
+	// HandlerTimeout bounds one handler run with its transaction
+	// (default 30s).
+	HandlerTimeout time.Duration
+	// ClaimIdle is how long an entry stays unacknowledged before another
+	// consumer takes it over (default HandlerTimeout). Shorter than
+	// HandlerTimeout, a slow handler would see its entry taken away.
+	ClaimIdle time.Duration
+	// ClaimInterval is how often idle entries are looked for
+	// (default ClaimIdle/2).
+	ClaimInterval time.Duration
+	// MaxDeliveries is how often an entry is delivered before it goes to the
+	// dead-letter stream <Stream>.dlq (default 5).
+	MaxDeliveries int64
+	// DLQMaxLen bounds the dead-letter stream, approximately (default 100000).
+	DLQMaxLen int64
+	// MaxBackoff caps the wait between retries while Redis or the database
+	// fails (default 5s).
+	MaxBackoff time.Duration
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+		c.Name = cmp.Or(c.Name, "consumer")
+	}
+	c.Block = cmp.Or(c.Block, time.Second)
+	c.Batch = cmp.Or(c.Batch, 64)
+	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, 30*time.Second)
+	c.ClaimIdle = cmp.Or(c.ClaimIdle, c.HandlerTimeout)
+	c.ClaimInterval = cmp.Or(c.ClaimInterval, c.ClaimIdle/2)
+	c.MaxDeliveries = cmp.Or(c.MaxDeliveries, 5)
+	c.DLQMaxLen = cmp.Or(c.DLQMaxLen, 100_000)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
+}
+
+// DLQ names the dead-letter stream of stream.
+func DLQ(stream string) string { return stream + ".dlq" }
+
+// The fields a dead-letter entry adds to those of the original entry.
+const (
+	FieldReason     = "reason"
+	FieldGroup      = "group"
+	FieldDeliveries = "deliveries"
+	FieldOriginalID = "original_id"
+)
+
+// Consumer reads one stream as one member of a consumer group.
+type Consumer struct {
+	db      *bun.DB
+	rdb     redis.UniversalClient
+	cfg     ConsumerConfig
+	handler Handler
+	log     *slog.Logger
+	tracer  trace.Tracer
+
+	groupReady bool
+	nextClaim  time.Time
+
+	// afterCommit is a test hook: it runs between a handler's commit and
+	// the ack, and an error skips the ack, as a crash there would.
+	afterCommit func(entryID string) error
+}
+
+// NewConsumer returns a consumer that runs h for each message of cfg.Stream.
+func NewConsumer(db *bun.DB, rdb redis.UniversalClient, cfg ConsumerConfig, h Handler) *Consumer {
+	cfg = cfg.withDefaults()
+	return &Consumer{
+		db:      db,
+		rdb:     rdb,
+		cfg:     cfg,
+		handler: h,
+		log:     cfg.Logger.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Name),
+		tracer:  otel.Tracer("shop/services/platform/stream"),
+	}
+}
+
+// Run consumes until ctx ends; call it once per Consumer. It then stops reading, lets the message in
+// hand finish and acknowledges it if it committed, and returns nil. Failures
+// of Redis or the database are logged and retried; only a configuration
+// error is returned.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.cfg.Stream == "" || c.cfg.Group == "" || c.handler == nil {
+		return errors.New("stream consumer: Stream, Group and a handler are required")
+	}
+	backoff := messaging.Backoff{Max: c.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		if err := c.step(ctx); err != nil {
+			if ctx.Err() == nil {
+				c.log.ErrorContext(ctx, "consume stream", "error", err)
+				messaging.Sleep(ctx, backoff.Next())
+			}
+			continue
+		}
+		backoff.Reset()
+	}
+	return nil
+}
+
+// step makes sure the group exists, takes over idle entries when it is time,
+// and reads new entries.
+func (c *Consumer) step(ctx context.Context) error {
+	if !c.groupReady {
+		if err := c.createGroup(ctx); err != nil {
+			return err
+		}
+		c.groupReady = true
+	}
+	if !time.Now().Before(c.nextClaim) {
+		if err := c.reclaim(ctx); err != nil {
+			return c.checkGroup(err)
+		}
+		c.nextClaim = time.Now().Add(c.cfg.ClaimInterval)
+	}
+	return c.checkGroup(c.read(ctx))
+}
+
+// createGroup creates the group at the start of the stream, so messages
+// published before the group existed are consumed too.
+func (c *Consumer) createGroup(ctx context.Context) error {
+	err := c.rdb.XGroupCreateMkStream(ctx, c.cfg.Stream, c.cfg.Group, "0").Err()
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return fmt.Errorf("create group: %w", err)
+	}
+	return nil
+}
+
+// checkGroup notes a missing group (Redis lost its data, or the stream was
+// deleted) so the next step creates it again.
+func (c *Consumer) checkGroup(err error) error {
+	if redis.HasErrorPrefix(err, "NOGROUP") {
+		c.groupReady = false
+	}
+	return err
+}
+
+// read takes new entries and processes them.
+func (c *Consumer) read(ctx context.Context) error {
+	streams, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    c.cfg.Group,
+		Consumer: c.cfg.Name,
+		Streams:  []string{c.cfg.Stream, ">"},
+		Count:    int64(c.cfg.Batch),
+		Block:    c.cfg.Block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read group: %w", err)
+	}
+	var failed int
+	for _, s := range streams {
+		for _, entry := range s.Messages {
+			if !c.process(ctx, entry, 1) {
+				failed++
+			}
+		}
+	}
+	return failedError(failed)
+}
+
+// reclaim takes over the entries idle longer than ClaimIdle, whoever holds
+// them (a crashed consumer, or this one after a failed handler), and
+// processes them again.
+func (c *Consumer) reclaim(ctx context.Context) error {
+	var failed int
+	for start := "0-0"; ctx.Err() == nil; {
+		entries, next, deleted, err := c.rdb.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
+			Stream:   c.cfg.Stream,
+			Group:    c.cfg.Group,
+			Consumer: c.cfg.Name,
+			MinIdle:  c.cfg.ClaimIdle,
+			Start:    start,
+			Count:    int64(c.cfg.Batch),
+		}).Result()
+		if err != nil {
+			return fmt.Errorf("claim idle entries: %w", err)
+		}
+		for _, id := range deleted {
+			c.deadLetterDeleted(ctx, id)
+		}
+		deliveries, err := c.deliveries(ctx, entries)
+		if err != nil {
+			return err
+		}
+		for _, entry := range entries {
+			n, pending := deliveries[entry.ID]
+			switch {
+			case !pending: // acknowledged meanwhile
+			case n > c.cfg.MaxDeliveries:
+				c.deadLetter(ctx, entry, n, fmt.Sprintf("delivered %d times, never acknowledged (max %d)", n, c.cfg.MaxDeliveries))
+			case !c.process(ctx, entry, n):
+				failed++
+			}
+		}
+		if next == "0-0" || next == "" {
+			break
+		}
+		start = next
+	}
+	return failedError(failed)
+}
+
+// deliveries looks up how often each entry was delivered, counting the
+// claim that just took it.
+func (c *Consumer) deliveries(ctx context.Context, entries []redis.XMessage) (map[string]int64, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.XPendingExtCmd, len(entries))
+	for i, entry := range entries {
+		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: c.cfg.Stream, Group: c.cfg.Group, Start: entry.ID, End: entry.ID, Count: 1,
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("delivery counts: %w", err)
+	}
+	counts := make(map[string]int64, len(entries))
+	for _, cmd := range cmds {
+		for _, p := range cmd.Val() {
+			if p.Consumer == c.cfg.Name {
+				counts[p.ID] = p.RetryCount
+			}
+		}
+	}
+	return counts, nil
+}
+
+// process runs the handler for one entry that was delivered n times, and
+// acknowledges or dead-letters it. It reports false when the entry is left
+// pending for another delivery.
+func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) bool {
+	// An entry in hand is seen through even when ctx ends: finishing it is
+	// quicker than another consumer reclaiming it after ClaimIdle.
+	ctx = context.WithoutCancel(ctx)
+	msg, err := messaging.Decode(c.cfg.Stream, entry.Values)
+	if err != nil {
+		c.deadLetter(ctx, entry, n, "malformed entry: "+err.Error())
+		return true
+	}
+	err = c.apply(ctx, msg)
+	switch {
+	case err == nil:
+		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
+			return true
+		}
+		c.ack(ctx, entry.ID)
+	case isPermanent(err):
+		c.deadLetter(ctx, entry, n, err.Error())
+	case n >= c.cfg.MaxDeliveries:
+		c.deadLetter(ctx, entry, n, fmt.Sprintf("failed %d deliveries, last: %v", n, err))
+	default:
+		c.log.WarnContext(ctx, "message failed, left for redelivery",
+			"message_id", msg.ID, "entry_id", entry.ID, "deliveries", n, "error", err)
+		return false
+	}
+	return true
+}
+
+// apply runs the handler in one transaction with the message's inbox record,
+// under a process span that is a child of the relay's publish span. A
+// message processed before is a success that changes nothing.
+func (c *Consumer) apply(ctx context.Context, msg messaging.Message) (err error) {
+	ctx, span := c.tracer.Start(msg.ContextWithTrace(ctx), c.cfg.Stream+" process",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("redis"),
+			semconv.MessagingDestinationName(c.cfg.Stream),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingMessageID(msg.ID.String()),
+			semconv.MessagingConsumerGroupName(c.cfg.Group),
+		))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "handler failed")
+		}
+		span.End()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	defer cancel()
+	err = inbox.Process(ctx, c.db, msg.ID, msg.Type, func(ctx context.Context, tx bun.Tx) error {
+		return c.runHandler(ctx, tx, msg)
+	})
+	if errors.Is(err, inbox.ErrDuplicate) {
+		span.AddEvent("duplicate message skipped")
+		return nil
+	}
+	return err
+}
+
+// runHandler turns a handler's panic into an error, so one bad message
+// rolls back and is retried or dead-lettered rather than crashing the
+// service on every redelivery.
+func (c *Consumer) runHandler(ctx context.Context, tx bun.Tx, msg messaging.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return c.handler(ctx, tx, msg)
+}
+
+// ack acknowledges an entry whose effect committed. If the ack fails the
+// entry is reclaimed later, and the inbox absorbs the second delivery.
+func (c *Consumer) ack(ctx context.Context, id string) {
+	if err := c.rdb.XAck(ctx, c.cfg.Stream, c.cfg.Group, id).Err(); err != nil {
+		c.log.WarnContext(ctx, "ack committed message", "entry_id", id, "error", err)
+	}
+}
+
+// deadLetter copies an entry to the dead-letter stream with why it failed,
+// and acknowledges it, both in one MULTI so that it is never lost between
+// the two nor dead-lettered twice.
+func (c *Consumer) deadLetter(ctx context.Context, entry redis.XMessage, deliveries int64, reason string) {
+	values := maps.Clone(entry.Values)
+	if values == nil {
+		values = map[string]any{}
+	}
+	values[FieldReason] = reason
+	values[FieldGroup] = c.cfg.Group
+	values[FieldDeliveries] = deliveries
+	values[FieldOriginalID] = entry.ID
+	_, err := c.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: DLQ(c.cfg.Stream), MaxLen: c.cfg.DLQMaxLen, Approx: true, Values: values})
+		pipe.XAck(ctx, c.cfg.Stream, c.cfg.Group, entry.ID)
+		return nil
+	})
+	if err != nil {
+		c.log.ErrorContext(ctx, "dead-letter message", "entry_id", entry.ID, "reason", reason, "error", err)
+		return
+	}
+	c.log.ErrorContext(ctx, "message dead-lettered", "entry_id", entry.ID, "dlq", DLQ(c.cfg.Stream),
+		"deliveries", deliveries, "reason", reason)
+}
+
+// deadLetterDeleted records an entry that was deleted from the stream while
+// still pending, which XAUTOCLAIM reports (and drops from the group). Its
+// content is gone; the dead-letter entry says which one it was.
+func (c *Consumer) deadLetterDeleted(ctx context.Context, id string) {
+	c.deadLetter(ctx, redis.XMessage{ID: id}, 0, "deleted from the stream before it was acknowledged")
+}
+
+func failedError(n int) error {
+	if n == 0 {
+		return nil
+	}
+	// Reported so the loop backs off: when the database is down every
+	// handler fails, and reading on at full speed would help nobody.
+	return fmt.Errorf("%d messages failed and wait for redelivery", n)
+}
