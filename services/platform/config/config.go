@@ -60,6 +60,13 @@ func Load(name string, args []string, fs *flag.FlagSet, cfg any, out io.Writer) 
 	return nil
 }
 
+// Defaults fills cfg's fields from their envDefault tags alone, ignoring
+// the environment: the configuration a program gets when nothing is set. A
+// program that runs services in-process (devstack) starts from it.
+func Defaults(cfg any) error {
+	return env.ParseWithOptions(cfg, env.Options{Environment: map[string]string{}})
+}
+
 // explain rewrites env's errors to name the variable rather than the Go
 // field: "SHUTDOWN_TIMEOUT: time: invalid duration "soon"".
 func explain(err error, cfg any) error {

@@ -102,3 +102,14 @@ func TestMask(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultsIgnoreTheEnvironment(t *testing.T) {
+	t.Setenv("HTTP_ADDR", ":9999")
+	cfg := testConfig{DB: "sqlite:kept.db"}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8000" || cfg.Shutdown != 20*time.Second {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"shop/services/devstack/e2e"
+	"shop/services/platform/service/servicetest"
+)
+
+// TestMakeRun runs devstack as `make run` does — embedded SQLite and Redis —
+// and drives the README's scenario through its gateway.
+func TestMakeRun(t *testing.T) {
+	cfg := settings{
+		GatewayAddr:  servicetest.FreeAddr(t),
+		PaymentsAddr: servicetest.FreeAddr(t),
+		OrdersAddr:   servicetest.FreeAddr(t),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("devstack stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("devstack did not stop within 30s")
+		}
+	})
+
+	for _, addr := range []string{cfg.GatewayAddr, cfg.PaymentsAddr, cfg.OrdersAddr} {
+		waitReady(t, "http://"+addr)
+	}
+	e2e.RunPaymentScenario(t, "http://"+cfg.GatewayAddr)
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready: %v", base, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMakeRunRemovesItsTemporaryData checks that a stop leaves nothing behind.
+func TestMakeRunRemovesItsTemporaryData(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	cfg := settings{GatewayAddr: servicetest.FreeAddr(t), PaymentsAddr: servicetest.FreeAddr(t), OrdersAddr: servicetest.FreeAddr(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("devstack left %d entries in its temporary directory", len(entries))
+	}
+}
