@@ -8,6 +8,8 @@ import (
 	"shop/services/orders/internal/order"
 )
 
+var timeZero = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func TestApplyPayment(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	later := now.Add(time.Second)
