@@ -7,158 +7,32 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
 	"shop/services/gateway/app"
+	"shop/services/platform/service/servicetest"
 	"shop/services/platform/web"
 )
 
-var (
-	binDir   string // where TestMain built the services
-	buildErr error
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	flag.Parse()
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-	if testing.Short() {
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "gateway-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	buildErr = build(dir, "orders", "payments")
-	return m.Run()
-}
-
-// build builds the named services from the repository root (the folder of
-// go.work) into dir, once for the whole test run.
-func build(dir string, services ...string) error {
-	out, err := exec.Command("go", "env", "GOWORK").Output()
-	gowork := strings.TrimSpace(string(out))
-	if err != nil || gowork == "" || gowork == "off" {
-		return fmt.Errorf("find go.work: %v (GOWORK=%q)", err, gowork)
-	}
-	root := filepath.Dir(gowork)
-	for _, s := range services {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, s), "./services/"+s)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./services/%s: %v\n%s", s, err, out)
-		}
-	}
-	return nil
-}
-
-// service is a running service binary.
-type service struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
-	log  *lockedWriter
-	done chan struct{} // closed when the process has exited
-}
-
-// startService runs a built service on a free port with its own SQLite file
-// and waits until it is ready.
-func startService(t *testing.T, name, redisAddr string) *service {
+// startService runs the built service on a free port with its own SQLite
+// file and waits until it is ready.
+func startService(t *testing.T, name, redisAddr string) *servicetest.Process {
 	t.Helper()
-	addr := freeAddr(t)
-	s := &service{name: name, url: "http://" + addr, log: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
-	s.cmd = exec.Command(filepath.Join(binDir, name))
-	s.cmd.Env = append(os.Environ(),
-		"HTTP_ADDR="+addr,
+	return servicetest.Start(t, name, servicetest.Build(t, name),
 		"DATABASE_URL=sqlite:"+filepath.Join(t.TempDir(), name+".db"),
 		"REDIS_URL=redis://"+redisAddr,
 		"SHUTDOWN_TIMEOUT=5s",
-		"OTEL_SDK_DISABLED=true",
 	)
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, s.log.String())
-		}
-	})
-
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			t.Fatalf("%s exited before it was ready: %v\n%s", name, s.cmd.ProcessState, s.log.String())
-		default:
-		}
-		if resp, err := http.Get(s.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready within 60s\n%s", name, s.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop asks the process to stop and kills it if it does not within 10s.
-func (s *service) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.kill()
-	}
-}
-
-// kill kills the process at once and waits until it is gone.
-func (s *service) kill() {
-	s.cmd.Process.Kill()
-	<-s.done
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startGateway runs the gateway in this process, in front of orders and
@@ -261,13 +135,10 @@ func TestShopThroughGateway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the services")
 	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
 	redis := miniredis.RunT(t)
 	orders := startService(t, "orders", redis.Addr())
 	payments := startService(t, "payments", redis.Addr())
-	c := client{t, startGateway(t, orders.url, payments.url)}
+	c := client{t, startGateway(t, orders.URL, payments.URL)}
 	const user = 4242
 
 	var acc account
@@ -353,7 +224,7 @@ func TestShopThroughGateway(t *testing.T) {
 	}
 
 	// With orders gone, its operations fail fast with 502; payments' work.
-	orders.kill()
+	orders.Kill()
 	start := time.Now()
 	status, hdr, raw := c.call("POST", "/orders", map[string]any{"user_id": user, "amount": "1.00", "description": "x"}, nil)
 	if status != http.StatusBadGateway || hdr.Get("Content-Type") != "application/problem+json" {
@@ -368,23 +239,4 @@ func TestShopThroughGateway(t *testing.T) {
 	c.must("GET", fmt.Sprintf("/accounts/%d/balance", user), nil, http.StatusOK, &acc)
 	c.must("GET", "/readyz", nil, http.StatusOK, nil)
 	c.must("GET", "/openapi.json", nil, http.StatusOK, nil)
-}
-
-// lockedWriter collects a process's output; the process writes from
-// another goroutine while the test may read.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
