@@ -272,11 +272,12 @@ type collectorConfig struct {
 	} `json:"service"`
 }
 
-// contribComponents are the component types used here that the pinned
-// otel/opentelemetry-collector-contrib image ships (its distribution manifest). A new type
-// must be checked against that manifest before it is added.
-var contribComponents = map[string][]string{
-	"extensions": {"health_check", "pprof", "zpages"},
+// collectorComponents are the component types used here that the pinned collector image,
+// Jaeger v2 (jaegertracing/jaeger), ships. A new type must be checked against that binary
+// before it is added: the real-Jaeger test in services/devstack/e2e runs `jaeger validate` on
+// otel-collector.yaml.
+var collectorComponents = map[string][]string{
+	"extensions": {"healthcheckv2", "pprof", "zpages"},
 	"receivers":  {"otlp"},
 	"processors": {"memory_limiter", "batch"},
 	"connectors": {"spanmetrics"},
@@ -302,8 +303,8 @@ func TestCollectorConfig(t *testing.T) {
 	for section, entries := range sections {
 		for id := range entries {
 			typ, _, _ := strings.Cut(id, "/")
-			if !slices.Contains(contribComponents[section], typ) {
-				t.Errorf("%s.%s: type %q is not in the pinned collector-contrib image", section, id, typ)
+			if !slices.Contains(collectorComponents[section], typ) {
+				t.Errorf("%s.%s: type %q is not in the pinned collector image", section, id, typ)
 			}
 		}
 	}
@@ -312,8 +313,8 @@ func TestCollectorConfig(t *testing.T) {
 	if grpc != "0.0.0.0:4317" || http != "0.0.0.0:4318" {
 		t.Errorf("otlp receiver endpoints grpc=%v http=%v, want 0.0.0.0:4317 and 0.0.0.0:4318", grpc, http)
 	}
-	if len(cfg.Service.Extensions) == 0 || !slices.Contains(cfg.Service.Extensions, "health_check") {
-		t.Errorf("service.extensions %v must enable health_check", cfg.Service.Extensions)
+	if len(cfg.Service.Extensions) == 0 || !slices.Contains(cfg.Service.Extensions, "healthcheckv2") {
+		t.Errorf("service.extensions %v must enable healthcheckv2", cfg.Service.Extensions)
 	}
 	for _, ext := range cfg.Service.Extensions {
 		if _, ok := cfg.Extensions[ext]; !ok {
@@ -428,15 +429,17 @@ func TestCollectorConfigMapIsTheRootFile(t *testing.T) {
 	if cm == nil {
 		t.Fatalf("%s is not mounted from a ConfigMap", configPath)
 	}
-	// The probes hit the health_check extension; the Services expose the receivers.
-	_, healthPort, err := net.SplitHostPort(fmt.Sprint(cfg.Extensions["health_check"]["endpoint"]))
+	// The probes hit the healthcheckv2 extension's status; the Services expose the receivers.
+	health := map[string]any(cfg.Extensions["healthcheckv2"])
+	_, healthPort, err := net.SplitHostPort(fmt.Sprint(lookup(health, "http", "endpoint")))
 	if err != nil {
-		t.Fatalf("health_check endpoint: %v", err)
+		t.Fatalf("healthcheckv2 http.endpoint: %v", err)
 	}
+	healthPath := fmt.Sprint(lookup(health, "http", "status", "path"))
 	for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
 		port, ok := containerPort(c, p.HTTPGet.Port.StrVal, p.HTTPGet.Port.IntVal)
-		if !ok || strconv.Itoa(int(port.ContainerPort)) != healthPort || p.HTTPGet.Path != fmt.Sprint(cfg.Extensions["health_check"]["path"]) {
-			t.Errorf("collector probe %s:%s does not hit health_check on %s", p.HTTPGet.Path, p.HTTPGet.Port.String(), healthPort)
+		if !ok || strconv.Itoa(int(port.ContainerPort)) != healthPort || p.HTTPGet.Path != healthPath {
+			t.Errorf("collector probe %s:%s does not hit healthcheckv2 %s on %s", p.HTTPGet.Path, p.HTTPGet.Port.String(), healthPath, healthPort)
 		}
 	}
 	for _, port := range []int32{4317, 4318} {
@@ -457,8 +460,9 @@ func checkCollector(t *testing.T, m *manifest) {
 		return
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	if !strings.Contains(c.Image, "opentelemetry-collector-contrib:") {
-		t.Errorf("collector image %s is not collector-contrib", c.Image)
+	// Jaeger v2's binary, whose components otel-collector.yaml is checked against.
+	if name, tag, _ := strings.Cut(c.Image[strings.LastIndex(c.Image, "/")+1:], ":"); name != "jaeger" || !strings.HasPrefix(tag, "2.") {
+		t.Errorf("collector image %s is not Jaeger v2", c.Image)
 	}
 	for _, p := range []int32{4317, 4318, 8889, 13133} {
 		if _, ok := containerPort(c, "", p); !ok {

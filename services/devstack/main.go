@@ -22,6 +22,7 @@ import (
 	"shop/services/platform/cli"
 	"shop/services/platform/config"
 	"shop/services/platform/service"
+	"shop/services/platform/telemetry"
 )
 
 // settings is devstack's configuration: where each service listens and what
@@ -35,6 +36,10 @@ type settings struct {
 	PaymentsDatabaseURL string     `env:"PAYMENTS_DATABASE_URL" help:"payments database; default: SQLite in the data directory"`
 	RedisURL            string     `env:"REDIS_URL" help:"Redis for the streams; default: an embedded Redis server"`
 	LogLevel            slog.Level `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+
+	// telemetry gives each service its providers (default
+	// telemetry.ForService); tests record spans with their own.
+	telemetry func(ctx context.Context, service string) (telemetry.Providers, error)
 }
 
 func (c *settings) Flags(fs *flag.FlagSet) {
@@ -76,7 +81,25 @@ func run(ctx context.Context, cfg settings) error {
 		slog.Info("embedded Redis server started", "url", cfg.RedisURL)
 	}
 
-	// 3. The three services; when one stops, all do.
+	// 3. Telemetry. The OpenTelemetry globals are one per process, but a
+	// trace must show three services, not one "devstack": so each service
+	// gets providers of its own, whose resource names it (gateway, orders,
+	// payments), and is handed them in its configuration, as a binary's
+	// service would use the globals. Exporters and sampling come from the
+	// same OTEL_* environment; cli.Main's shutdown flushes them all.
+	if cfg.telemetry == nil {
+		cfg.telemetry = telemetry.ForService
+	}
+	tel := map[string]telemetry.Providers{}
+	for _, name := range []string{"gateway", "orders", "payments"} {
+		p, err := cfg.telemetry(ctx, name)
+		if err != nil {
+			return err
+		}
+		tel[name] = p
+	}
+
+	// 4. The three services; when one stops, all do.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var listening sync.WaitGroup
@@ -98,15 +121,17 @@ func run(ctx context.Context, cfg settings) error {
 	gw.HTTPAddr = cfg.GatewayAddr
 	gw.OrdersURL = "http://" + loopback(cfg.OrdersAddr)
 	gw.PaymentsURL = "http://" + loopback(cfg.PaymentsAddr)
-	gw.LogLevel, gw.OnListen = cfg.LogLevel, onListen
+	gw.LogLevel, gw.OnListen, gw.Telemetry = cfg.LogLevel, onListen, tel["gateway"]
 	paymentsCfg, err := base(cfg.PaymentsAddr, cfg.PaymentsDatabaseURL)
 	if err != nil {
 		return err
 	}
+	paymentsCfg.Telemetry = tel["payments"]
 	ordersCfg, err := base(cfg.OrdersAddr, cfg.OrdersDatabaseURL)
 	if err != nil {
 		return err
 	}
+	ordersCfg.Telemetry = tel["orders"]
 	services := map[string]func(context.Context) error{
 		"payments": func(ctx context.Context) error { return payments.Run(ctx, paymentsCfg) },
 		"orders":   func(ctx context.Context) error { return orders.Run(ctx, ordersCfg) },

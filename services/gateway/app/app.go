@@ -16,6 +16,7 @@ import (
 
 	"shop/services/gateway/internal/apispec"
 	"shop/services/gateway/internal/proxy"
+	"shop/services/platform/telemetry"
 	"shop/services/platform/web"
 )
 
@@ -43,7 +44,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// carries the trace context to the service.
 	transport := proxy.NewTransport(cfg.UpstreamTimeout)
 	defer transport.CloseIdleConnections()
-	client := otelhttp.NewTransport(transport)
+	client := otelhttp.NewTransport(transport,
+		otelhttp.WithTracerProvider(cfg.Telemetry.TracerProvider()),
+		otelhttp.WithMeterProvider(cfg.Telemetry.MeterProvider()))
 
 	// 3. Health. Readiness checks no upstream on purpose: with a service
 	// down, the gateway still serves the other service's operations, the
@@ -55,7 +58,7 @@ func Run(ctx context.Context, cfg Config) error {
 	health := web.NewHealth()
 
 	// 4. The HTTP handler: routes, the gateway's own API and the merged spec.
-	handler, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes)
+	handler, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes, cfg.Telemetry)
 	if err != nil {
 		return err
 	}
@@ -73,7 +76,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // newHandler builds the gateway's HTTP handler.
-func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64) (http.Handler, error) {
+func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64, tel telemetry.Providers) (http.Handler, error) {
 	mux := http.NewServeMux()
 
 	// The gateway's own Huma API (health routes and docs UI) lives on a mux
@@ -106,16 +109,8 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	var h http.Handler = web.WithProblems(mux)
 	h = proxy.HideInternal(h)
 	h = web.WithRequestID(h)
-	h = otelhttp.NewHandler(h, "gateway",
-		otelhttp.WithFilter(func(r *http.Request) bool { return !web.IsHealthPath(r.URL.Path) }),
-		// Spans are named by route, "GET /orders/{order_id}", never by the
-		// raw path, which would make a span name per order.
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if _, pattern := mux.Handler(r); pattern != "" {
-				return pattern
-			}
-			return r.Method
-		}),
-	)
+	// A server span per request (health probes aside), named by route,
+	// whose context otelhttp's transport carries to the service.
+	h = web.Observe(h, mux, tel)
 	return h, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"shop/services/platform/telemetry"
 )
 
 // Config is the gateway's configuration, read from the environment.
@@ -22,6 +24,9 @@ type Config struct {
 	// OnListen, if set, is called with the bound address once the gateway
 	// listens: with HTTP_ADDR=127.0.0.1:0, tests and devstack learn the port.
 	OnListen func(net.Addr) `env:"-"`
+	// Telemetry is what the gateway reports through; the zero value means
+	// the global providers (see telemetry.Setup). devstack sets its own.
+	Telemetry telemetry.Providers `env:"-"`
 }
 
 // Addr is the listen address.

@@ -47,7 +47,7 @@ func New(infra *service.Infra) *App {
 	health.Register(api)
 	httpapi.Register(api, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
 	return &App{
-		Handler:  web.WithRequestID(web.WithProblems(mux)),
+		Handler:  web.Observe(web.WithRequestID(web.WithProblems(mux)), mux, infra.Telemetry),
 		API:      api,
 		Health:   health,
 		Payments: payments,
@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg service.Config) error {
 		return err
 	}
 	// 1. Database (migrated) and Redis.
-	infra, err := service.Open(ctx, cfg.DatabaseURL, cfg.RedisURL, store.Migrations)
+	infra, err := service.Open(ctx, cfg.DatabaseURL, cfg.RedisURL, store.Migrations, cfg.Telemetry)
 	if err != nil {
 		return err
 	}

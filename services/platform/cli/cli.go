@@ -10,11 +10,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
+	"time"
 
 	"shop/services/platform/config"
+	"shop/services/platform/telemetry"
 	"shop/services/platform/web"
 )
 
@@ -34,8 +38,9 @@ type Flagger interface {
 
 // Main runs a binary named name: `name healthcheck [URL]` probes the
 // service's /readyz (or URL) and exits; otherwise Main reads cfg from the
-// environment, logs it, and calls run with a context that ends on SIGINT or
-// SIGTERM. It exits non-zero with a clear message on a bad configuration or
+// environment, logs it, sets up telemetry (telemetry.Setup, named name), and
+// calls run with a context that ends on SIGINT or SIGTERM; then it flushes
+// the telemetry. It exits non-zero with a clear message on a bad configuration or
 // when run fails. It does not return.
 func Main(name string, cfg Config, run func(ctx context.Context) error) {
 	os.Exit(main(name, os.Args[1:], cfg, run))
@@ -62,12 +67,53 @@ func main(name string, args []string, cfg Config, run func(ctx context.Context) 
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdown, err := telemetry.Setup(ctx, name, version())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	if traces, metrics := telemetry.Enabled(); traces || metrics {
+		log.Info("telemetry on", "traces", traces, "metrics", metrics,
+			"endpoint", redact(os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")), "metrics_exporter", os.Getenv("OTEL_METRICS_EXPORTER"))
+	}
+	code := 0
 	if err := run(ctx); err != nil {
 		log.Error("stopped with error", "error", err)
-		return 1
+		code = 1
 	}
-	log.Info("stopped")
-	return 0
+	// Spans and metrics still buffered leave now, within a bound.
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(flushCtx); err != nil {
+		log.Warn("flush telemetry", "error", err)
+	}
+	if code == 0 {
+		log.Info("stopped")
+	}
+	return code
+}
+
+// redact hides a password in a URL.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return raw
+}
+
+// version is the binary's module version, or its VCS revision, as Go
+// recorded them at build time.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			return s.Value
+		}
+	}
+	return bi.Main.Version
 }
 
 func healthcheck(name string, args []string, cfg Config) int {
@@ -88,8 +134,9 @@ func healthcheck(name string, args []string, cfg Config) int {
 	return 0
 }
 
-// NewLogger returns the JSON logger every service writes to stdout.
+// NewLogger returns the JSON logger every service writes to stdout. A line
+// logged with a context inside a span carries its trace_id and span_id.
 func NewLogger(service string, level slog.Level) *slog.Logger {
 	h := slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})
-	return slog.New(h).With("service", service)
+	return slog.New(telemetry.LogHandler(h)).With("service", service)
 }

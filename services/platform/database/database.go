@@ -43,6 +43,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse database URL: %w", err)
 		}
+		// Bun writes argument values into the SQL text itself, so preparing
+		// each statement (pgx's default) would buy nothing and cost a round
+		// trip and a server-side plan per new statement text. A
+		// default_query_exec_mode in the URL still wins.
+		if !strings.Contains(rawURL, "default_query_exec_mode") {
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		}
 		sqldb := stdlib.OpenDB(*cfg)
 		n := opts.MaxOpenConns
 		if n <= 0 {

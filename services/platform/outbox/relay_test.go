@@ -54,6 +54,7 @@ func add(t *testing.T, ctx context.Context, o *outbox.Outbox, stream string, n i
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.Notify(ctx)
 	return msgs
 }
 
@@ -332,8 +333,9 @@ func TestRelayFlushesAtStop(t *testing.T) {
 	})
 }
 
-// The publish span continues the trace stored in the row, and the entry
-// carries the publish span's context for the consumer.
+// The insert is a span of the writer's trace, the publish span continues the
+// trace stored in the row (the insert's), and the entry carries the publish
+// span's context for the consumer.
 func TestRelayPublishSpanContinuesTheWritersTrace(t *testing.T) {
 	db := mt.SQLite(t)
 	b := mt.Miniredis(t)
@@ -346,17 +348,23 @@ func TestRelayPublishSpanContinuesTheWritersTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var publish sdktrace.ReadOnlySpan
+	var insert, publish sdktrace.ReadOnlySpan
 	for _, sp := range spans.Ended() {
-		if sp.Name() == s+" publish" {
+		switch sp.Name() {
+		case s + " publish":
 			publish = sp
+		case "outbox insert":
+			insert = sp
 		}
 	}
-	if publish == nil {
-		t.Fatal("no publish span")
+	if publish == nil || insert == nil {
+		t.Fatalf("publish span %v, insert span %v; want both", publish, insert)
 	}
-	if publish.Parent().SpanID() != parent.SpanContext().SpanID() || publish.SpanContext().TraceID() != parent.SpanContext().TraceID() {
-		t.Fatal("the publish span is not a child of the writer's span")
+	if insert.Parent().SpanID() != parent.SpanContext().SpanID() {
+		t.Fatal("the insert span is not a child of the writer's span")
+	}
+	if publish.Parent().SpanID() != insert.SpanContext().SpanID() || publish.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+		t.Fatal("the publish span is not a child of the insert span")
 	}
 	if publish.SpanKind() != trace.SpanKindProducer {
 		t.Fatalf("span kind %v, want producer", publish.SpanKind())

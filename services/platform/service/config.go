@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"shop/services/platform/database"
+	"shop/services/platform/telemetry"
 )
 
 // Config is the configuration of a stateful service, read from the
@@ -26,6 +27,10 @@ type Config struct {
 
 	// OnListen, if set, is told the bound address (tests listen on port 0).
 	OnListen func(net.Addr) `env:"-"`
+	// Telemetry is what the service reports through; the zero value means
+	// the global providers (see telemetry.Setup). devstack sets one per
+	// service.
+	Telemetry telemetry.Providers `env:"-"`
 }
 
 // Addr is the HTTP listen address.

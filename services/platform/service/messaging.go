@@ -51,8 +51,26 @@ func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 	cc.ClaimIdle = cmp.Or(cc.ClaimIdle, cfg.ClaimIdle)
 	// A handler may run as long as an entry may stay unclaimed.
 	cc.HandlerTimeout = cmp.Or(cc.HandlerTimeout, cc.ClaimIdle)
+	// Handlers write to the outbox: its relay publishes once they commit.
+	if cc.OnCommit == nil {
+		cc.OnCommit = func() { m.Outbox.Notify(context.Background()) }
+	}
+	// The relay and the consumer report through the service's providers.
+	ro := m.Relay
+	if cc.TracerProvider == nil {
+		cc.TracerProvider = infra.Telemetry.TracerProvider()
+	}
+	if cc.MeterProvider == nil {
+		cc.MeterProvider = infra.Telemetry.MeterProvider()
+	}
+	if ro.TracerProvider == nil {
+		ro.TracerProvider = infra.Telemetry.TracerProvider()
+	}
+	if ro.MeterProvider == nil {
+		ro.MeterProvider = infra.Telemetry.MeterProvider()
+	}
 	return []Worker{
-		{Name: "outbox relay", Run: outbox.NewRelay(m.Outbox, infra.Redis, m.Relay).Run},
+		{Name: "outbox relay", Run: outbox.NewRelay(m.Outbox, infra.Redis, ro).Run},
 		{Name: "consumer of " + m.Stream, Run: stream.NewConsumer(infra.DB, infra.Redis, cc, handler).Run},
 		{Name: "trimmer of " + m.Stream, Run: stream.NewTrimmer(infra.Redis, stream.TrimmerConfig{Stream: m.Stream}).Run},
 		{Name: "inbox janitor", Run: inbox.NewJanitor(infra.DB, m.Inbox).Run},

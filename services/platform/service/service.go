@@ -15,10 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/extra/bunotel"
 
 	"shop/services/platform/database"
+	"shop/services/platform/telemetry"
 	"shop/services/platform/web"
 )
 
@@ -26,12 +29,17 @@ import (
 type Infra struct {
 	DB    *bun.DB
 	Redis *redis.Client
+	// Telemetry is what the service reports through (zero: the globals).
+	Telemetry telemetry.Providers
 }
 
 // Open connects to the database at databaseURL, applies migrations, and
 // connects to Redis at redisURL. A Redis that is down at start-up is not an
-// error: readiness reports it and the workers retry until it is back.
-func Open(ctx context.Context, databaseURL, redisURL string, migrations fs.FS) (*Infra, error) {
+// error: readiness reports it and the workers retry until it is back. Both
+// clients report to tel: queries and Redis commands are spans of the request
+// or message that makes them (never with argument values), and their
+// metrics go to tel's meter provider.
+func Open(ctx context.Context, databaseURL, redisURL string, migrations fs.FS, tel telemetry.Providers) (*Infra, error) {
 	db, err := database.Open(ctx, databaseURL, database.Options{})
 	if err != nil {
 		return nil, err
@@ -47,7 +55,37 @@ func Open(ctx context.Context, databaseURL, redisURL string, migrations fs.FS) (
 		db.Close()
 		return nil, fmt.Errorf("parse REDIS_URL: %w", err)
 	}
-	return &Infra{DB: db, Redis: redis.NewClient(opts)}, nil
+	rdb := redis.NewClient(opts)
+	if err := instrument(db, rdb, tel); err != nil {
+		rdb.Close()
+		db.Close()
+		return nil, err
+	}
+	return &Infra{DB: db, Redis: rdb, Telemetry: tel}, nil
+}
+
+// instrument adds bunotel and redisotel to the clients. Migrations ran
+// before, so they make no spans.
+func instrument(db *bun.DB, rdb *redis.Client, tel telemetry.Providers) error {
+	children := telemetry.ChildrenOnly(tel.TracerProvider())
+	db.AddQueryHook(bunotel.NewQueryHook(
+		bunotel.WithTracerProvider(children),
+		bunotel.WithMeterProvider(tel.MeterProvider()),
+		// Statements with placeholders, not values: no payloads or personal
+		// data in traces, and one statement text per query shape.
+		bunotel.WithFormattedQueries(false),
+	))
+	if err := redisotel.InstrumentTracing(rdb,
+		redisotel.WithTracerProvider(children),
+		// A command's arguments are message payloads: keep them out.
+		redisotel.WithDBStatement(false),
+	); err != nil {
+		return fmt.Errorf("trace Redis: %w", err)
+	}
+	if err := redisotel.InstrumentMetrics(rdb, redisotel.WithMeterProvider(tel.MeterProvider())); err != nil {
+		return fmt.Errorf("Redis metrics: %w", err)
+	}
+	return nil
 }
 
 // Checks are the readiness checks of the infrastructure.

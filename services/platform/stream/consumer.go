@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -58,6 +59,10 @@ type ConsumerConfig struct {
 	// ClaimInterval is how often idle entries are looked for
 	// (default ClaimIdle/2).
 	ClaimInterval time.Duration
+	// OnCommit, if set, runs after each commit of handled messages; the
+	// services wake their outbox relay with it, since handlers write to the
+	// outbox.
+	OnCommit func()
 	// MaxDeliveries is how often an entry is delivered before it goes to the
 	// dead-letter stream <Stream>.dlq (default 5).
 	MaxDeliveries int64
@@ -68,6 +73,10 @@ type ConsumerConfig struct {
 	MaxBackoff time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// TracerProvider and MeterProvider receive the process spans and the
+	// consumer's metrics (default: the global providers).
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -84,6 +93,12 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	c.DLQMaxLen = cmp.Or(c.DLQMaxLen, 100_000)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
+	}
 	return c
 }
 
@@ -106,6 +121,8 @@ type Consumer struct {
 	handler Handler
 	log     *slog.Logger
 	tracer  trace.Tracer
+	meter   metric.Meter
+	metrics consumerMetrics
 
 	groupReady bool
 	nextClaim  time.Time
@@ -118,15 +135,20 @@ type Consumer struct {
 // NewConsumer returns a consumer that runs h for each message of cfg.Stream.
 func NewConsumer(db *bun.DB, rdb redis.UniversalClient, cfg ConsumerConfig, h Handler) *Consumer {
 	cfg = cfg.withDefaults()
-	return &Consumer{
+	c := &Consumer{
 		db:      db,
 		rdb:     rdb,
 		cfg:     cfg,
 		handler: h,
 		log:     cfg.Logger.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Name),
-		tracer:  otel.Tracer("shop/services/platform/stream"),
+		tracer:  cfg.TracerProvider.Tracer(scope),
+		meter:   cfg.MeterProvider.Meter(scope),
 	}
+	c.metrics = newConsumerMetrics(c.meter)
+	return c
 }
+
+const scope = "shop/services/platform/stream"
 
 // Run consumes until ctx ends; call it once per Consumer. It then stops reading, lets the message in
 // hand finish and acknowledges it if it committed, and returns nil. Failures
@@ -135,6 +157,11 @@ func NewConsumer(db *bun.DB, rdb redis.UniversalClient, cfg ConsumerConfig, h Ha
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.cfg.Stream == "" || c.cfg.Group == "" || c.handler == nil {
 		return errors.New("stream consumer: Stream, Group and a handler are required")
+	}
+	if reg, err := c.observePending(); err != nil {
+		c.log.WarnContext(ctx, "pending entries metrics", "error", err)
+	} else {
+		defer reg.Unregister()
 	}
 	backoff := messaging.Backoff{Max: c.cfg.MaxBackoff}
 	for ctx.Err() == nil {
@@ -202,15 +229,95 @@ func (c *Consumer) read(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read group: %w", err)
 	}
-	var failed int
+	var entries []redis.XMessage
 	for _, s := range streams {
-		for _, entry := range s.Messages {
+		entries = append(entries, s.Messages...)
+	}
+	return failedError(c.processBatch(ctx, entries))
+}
+
+// processBatch applies newly delivered entries in one transaction — each
+// with its inbox record and its own process span — commits once and
+// acknowledges them with one XACK: a commit (a WAL flush) per batch rather
+// than per message is what lets a consumer keep up with many writers. If
+// the batch fails, each entry is applied alone, so one failing message
+// neither holds back nor fails the others. It returns how many entries were
+// left pending for another delivery.
+func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (failed int) {
+	ctx = context.WithoutCancel(ctx) // entries in hand are seen through
+	var batch []redis.XMessage
+	var msgs []messaging.Message
+	for _, entry := range entries {
+		msg, err := messaging.Decode(c.cfg.Stream, entry.Values)
+		if err != nil {
+			c.deadLetter(ctx, entry, 1, "malformed entry: "+err.Error())
+			continue
+		}
+		batch, msgs = append(batch, entry), append(msgs, msg)
+	}
+	if len(batch) <= 1 {
+		for _, entry := range batch {
 			if !c.process(ctx, entry, 1) {
 				failed++
 			}
 		}
+		return failed
 	}
-	return failedError(failed)
+
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	defer cancel()
+	spans := make([]trace.Span, len(msgs))
+	err := c.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for i, msg := range msgs {
+			mctx, span := c.startProcessSpan(ctx, msg)
+			spans[i] = span
+			start := time.Now()
+			err := inbox.Record(mctx, tx, msg.ID, msg.Type)
+			if errors.Is(err, inbox.ErrDuplicate) {
+				span.AddEvent("duplicate message skipped")
+				continue
+			}
+			if err == nil {
+				err = c.runHandler(mctx, tx, msg)
+			}
+			c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
+			if err != nil {
+				return fmt.Errorf("message %s: %w", msg.ID, err)
+			}
+		}
+		return nil
+	})
+	for _, span := range spans {
+		if span == nil {
+			continue
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, "rolled back with its batch; applied alone next")
+		}
+		span.End()
+	}
+	if err != nil {
+		c.log.WarnContext(ctx, "batch rolled back, applying its messages one by one", "size", len(batch), "error", err)
+		for _, entry := range batch {
+			if !c.process(ctx, entry, 1) {
+				failed++
+			}
+		}
+		return failed
+	}
+	c.metrics.processed.Add(ctx, int64(len(batch)), c.attrs())
+	ids := make([]string, 0, len(batch))
+	for _, entry := range batch {
+		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
+			continue
+		}
+		ids = append(ids, entry.ID)
+	}
+	c.ack(ctx, ids...)
+	if c.cfg.OnCommit != nil {
+		c.cfg.OnCommit()
+	}
+	return 0
 }
 
 // reclaim takes over the entries idle longer than ClaimIdle, whoever holds
@@ -294,9 +401,22 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 		c.deadLetter(ctx, entry, n, "malformed entry: "+err.Error())
 		return true
 	}
+	if n > 1 {
+		c.metrics.redelivered.Add(ctx, 1, c.attrs())
+	}
+	start := time.Now()
 	err = c.apply(ctx, msg)
+	c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
+	if err == nil {
+		c.metrics.processed.Add(ctx, 1, c.attrs())
+	} else {
+		c.metrics.failed.Add(ctx, 1, c.attrs(errorType(err)...))
+	}
 	switch {
 	case err == nil:
+		if c.cfg.OnCommit != nil {
+			c.cfg.OnCommit()
+		}
 		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
 			return true
 		}
@@ -317,16 +437,7 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 // under a process span that is a child of the relay's publish span. A
 // message processed before is a success that changes nothing.
 func (c *Consumer) apply(ctx context.Context, msg messaging.Message) (err error) {
-	ctx, span := c.tracer.Start(msg.ContextWithTrace(ctx), c.cfg.Stream+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			semconv.MessagingSystemKey.String("redis"),
-			semconv.MessagingDestinationName(c.cfg.Stream),
-			semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName("process"),
-			semconv.MessagingMessageID(msg.ID.String()),
-			semconv.MessagingConsumerGroupName(c.cfg.Group),
-		))
+	ctx, span := c.startProcessSpan(ctx, msg)
 	defer func() {
 		if err != nil {
 			span.RecordError(err)
@@ -346,6 +457,21 @@ func (c *Consumer) apply(ctx context.Context, msg messaging.Message) (err error)
 	return err
 }
 
+// startProcessSpan starts the process span of msg: a child of the relay's
+// publish span, with the messaging attributes.
+func (c *Consumer) startProcessSpan(ctx context.Context, msg messaging.Message) (context.Context, trace.Span) {
+	return c.tracer.Start(msg.ContextWithTrace(ctx), c.cfg.Stream+" process",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("redis"),
+			semconv.MessagingDestinationName(c.cfg.Stream),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingMessageID(msg.ID.String()),
+			semconv.MessagingConsumerGroupName(c.cfg.Group),
+		))
+}
+
 // runHandler turns a handler's panic into an error, so one bad message
 // rolls back and is retried or dead-lettered rather than crashing the
 // service on every redelivery.
@@ -358,11 +484,14 @@ func (c *Consumer) runHandler(ctx context.Context, tx bun.Tx, msg messaging.Mess
 	return c.handler(ctx, tx, msg)
 }
 
-// ack acknowledges an entry whose effect committed. If the ack fails the
-// entry is reclaimed later, and the inbox absorbs the second delivery.
-func (c *Consumer) ack(ctx context.Context, id string) {
-	if err := c.rdb.XAck(ctx, c.cfg.Stream, c.cfg.Group, id).Err(); err != nil {
-		c.log.WarnContext(ctx, "ack committed message", "entry_id", id, "error", err)
+// ack acknowledges entries whose effect committed. If the ack fails the
+// entries are reclaimed later, and the inbox absorbs the second delivery.
+func (c *Consumer) ack(ctx context.Context, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := c.rdb.XAck(ctx, c.cfg.Stream, c.cfg.Group, ids...).Err(); err != nil {
+		c.log.WarnContext(ctx, "ack committed messages", "entry_ids", ids, "error", err)
 	}
 }
 
@@ -387,6 +516,7 @@ func (c *Consumer) deadLetter(ctx context.Context, entry redis.XMessage, deliver
 		c.log.ErrorContext(ctx, "dead-letter message", "entry_id", entry.ID, "reason", reason, "error", err)
 		return
 	}
+	c.metrics.deadLettered.Add(ctx, 1, c.attrs())
 	c.log.ErrorContext(ctx, "message dead-lettered", "entry_id", entry.ID, "dlq", DLQ(c.cfg.Stream),
 		"deliveries", deliveries, "reason", reason)
 }

@@ -60,9 +60,11 @@ func (r *orderRow) order() order.Order {
 	return o
 }
 
-// Outbox writes messages in the caller's transaction.
+// Outbox writes messages in the caller's transaction, and is told when they
+// are committed.
 type Outbox interface {
 	Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error)
+	Notify(ctx context.Context)
 }
 
 // Store implements order.Store.
@@ -83,13 +85,17 @@ func (s *Store) Create(ctx context.Context, o order.Order) error {
 	if err != nil {
 		return err
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(toRow(o)).Exec(ctx); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
 		_, err := s.outbox.Add(ctx, tx, msg)
 		return err
 	})
+	if err == nil {
+		s.outbox.Notify(ctx)
+	}
+	return err
 }
 
 // Get returns the order with id.

@@ -63,6 +63,8 @@ func (failingOutbox) Add(context.Context, bun.IDB, messaging.Message) (messaging
 	return messaging.Message{}, errors.New("outbox unavailable")
 }
 
+func (failingOutbox) Notify(context.Context) {}
+
 func TestCreateIsAtomic(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()

@@ -21,6 +21,7 @@ import (
 // Processor pays for an order within a transaction.
 type Processor interface {
 	Process(ctx context.Context, tx bun.Tx, req payment.Request) (payment.Result, error)
+	Committed(ctx context.Context)
 }
 
 // Outcomes reads recorded payment outcomes.
@@ -182,6 +183,9 @@ func (h *handlers) process(ctx context.Context, in *processInput) (*processOutpu
 		res, err = h.Processor.Process(ctx, tx, req)
 		return err
 	})
+	if err == nil {
+		h.Processor.Committed(ctx)
+	}
 	duplicate := errors.Is(err, inbox.ErrDuplicate)
 	if duplicate {
 		res, err = h.Outcomes.Outcome(ctx, b.OrderID)

@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
@@ -82,17 +85,38 @@ type Ledger interface {
 // Outbox writes messages in the caller's transaction.
 type Outbox interface {
 	Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error)
+	Notify(ctx context.Context)
 }
 
 // Processor handles payment requests.
 type Processor struct {
-	ledger Ledger
-	outbox Outbox
+	ledger   Ledger
+	outbox   Outbox
+	outcomes metric.Int64Counter
+}
+
+// Option configures a Processor.
+type Option func(*options)
+
+type options struct{ meters metric.MeterProvider }
+
+// WithMeterProvider sends the Processor's metrics to mp instead of the
+// global meter provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) { o.meters = mp }
 }
 
 // NewProcessor returns a Processor.
-func NewProcessor(l Ledger, o Outbox) *Processor {
-	return &Processor{ledger: l, outbox: o}
+func NewProcessor(l Ledger, o Outbox, opts ...Option) *Processor {
+	cfg := options{meters: otel.GetMeterProvider()}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	// The API's error is only for an invalid name, which this is not.
+	outcomes, _ := cfg.meters.Meter("shop/services/payments/payment").Int64Counter("payments.outcomes",
+		metric.WithUnit("{payment}"),
+		metric.WithDescription("Payments decided, by status (FINISHED or CANCELLED) and decline reason"))
+	return &Processor{ledger: l, outbox: o, outcomes: outcomes}
 }
 
 // Process pays for one order within tx and writes the result to the outbox
@@ -116,8 +140,30 @@ func (p *Processor) Process(ctx context.Context, tx bun.Tx, req Request) (Result
 	if _, err := p.outbox.Add(ctx, tx, messaging.Message{Stream: ResultsStream, Type: CompletedType, Payload: payload}); err != nil {
 		return Result{}, err
 	}
+	// Counted when decided; a transaction that then fails to commit is
+	// retried and counted again, which is rare enough for a rate.
+	p.outcomes.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("payment.status", string(res.Status)),
+		attribute.String("payment.reason", reasonLabel(res.Reason))))
 	return res, nil
 }
+
+// reasonLabel keeps the reason attribute to a known, small set.
+func reasonLabel(reason string) string {
+	switch reason {
+	case "":
+		return "none"
+	case ReasonInsufficientFunds:
+		return "insufficient_funds"
+	case ReasonNoAccount:
+		return "no_account"
+	}
+	return "other"
+}
+
+// Committed tells the outbox's relays that a transaction in which Process
+// ran has committed, so the result leaves at once.
+func (p *Processor) Committed(ctx context.Context) { p.outbox.Notify(ctx) }
 
 // Handle is the stream handler for payment.requested messages.
 func (p *Processor) Handle(ctx context.Context, tx bun.Tx, msg messaging.Message) error {

@@ -33,6 +33,8 @@ func (o *fakeOutbox) Add(_ context.Context, _ bun.IDB, msg messaging.Message) (m
 	return msg, nil
 }
 
+func (o *fakeOutbox) Notify(context.Context) {}
+
 func request(t *testing.T, payload string) messaging.Message {
 	t.Helper()
 	return messaging.Message{ID: uuid.New(), Type: payment.RequestedType, Payload: json.RawMessage(payload)}
