@@ -1,0 +1,629 @@
+// Command bench is `make bench`: it runs the shop as three processes on
+// PostgreSQL and Redis, measures a reference on the same machine — how many
+// "insert an order and its outbox row" transactions PostgreSQL itself
+// commits per second (pgbench, same client count) — then loads the shop flat
+// out with loadgen and prints both numbers and their ratio; then latency at
+// half that throughput, the same run on a database of 1,000,000 orders with
+// a 100,000-row outbox, and the relay and consumer micro-benchmarks.
+//
+// Environment: BENCH_DATABASE_URL (an administrative connection; default
+// postgres://postgres:postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
+// (flushed; default redis://127.0.0.1:6379/14), BENCH_WORKERS (8),
+// BENCH_DURATION (20s per load run), BENCH_SCALE (1: run the 1M-orders
+// scenario), BENCH_MICRO (1: run the micro-benchmarks), BENCH_PROFILE (a
+// directory: save 10s CPU profiles of orders and payments under full load).
+// It creates and drops the databases shop_bench_orders, shop_bench_payments,
+// shop_bench_ref and shop_bench_micro, and stops every process it starts.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+
+	"shop/services/loadgen/internal/load"
+	"shop/services/platform/database"
+)
+
+type settings struct {
+	adminURL, redisURL string
+	workers            int
+	duration           time.Duration
+	scale, micro       bool
+	profileDir         string
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := settings{
+		adminURL:   cmp.Or(os.Getenv("BENCH_DATABASE_URL"), "postgres://postgres:postgres@127.0.0.1:5432/postgres"),
+		redisURL:   cmp.Or(os.Getenv("BENCH_REDIS_URL"), "redis://127.0.0.1:6379/14"),
+		workers:    8,
+		duration:   20 * time.Second,
+		scale:      os.Getenv("BENCH_SCALE") != "0",
+		micro:      os.Getenv("BENCH_MICRO") != "0",
+		profileDir: os.Getenv("BENCH_PROFILE"),
+	}
+	if v := os.Getenv("BENCH_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			log.Fatalf("BENCH_WORKERS=%q: want a positive number", v)
+		}
+		s.workers = n
+	}
+	if v := os.Getenv("BENCH_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			log.Fatalf("BENCH_DURATION=%q: want a duration such as 20s", v)
+		}
+		s.duration = d
+	}
+	if err := run(ctx, s); err != nil {
+		stop()
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+// result is one row of the final table.
+type result struct{ name, value string }
+
+func run(ctx context.Context, s settings) error {
+	var results []result
+	add := func(name, format string, args ...any) {
+		results = append(results, result{name, fmt.Sprintf(format, args...)})
+		fmt.Fprintf(os.Stderr, "  → %s: %s\n", name, fmt.Sprintf(format, args...))
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	bin, err := os.MkdirTemp("", "shop-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bin)
+
+	add("load average at start (1/5/15 min)", "%s", loadAvg())
+	defer func() { fmt.Printf("  %-58s %s\n", "load average at end (1/5/15 min)", loadAvg()) }()
+
+	// 1. Fresh databases and a flushed Redis database.
+	step("databases")
+	admin, err := database.Open(ctx, s.adminURL, database.Options{MaxOpenConns: 2})
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	dbURL := map[string]string{}
+	for _, name := range []string{"shop_bench_orders", "shop_bench_payments", "shop_bench_ref", "shop_bench_micro"} {
+		if err := exec1(ctx, admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)", "CREATE DATABASE "+name); err != nil {
+			return err
+		}
+		dbURL[name] = withDatabase(s.adminURL, name)
+	}
+	ropts, err := redis.ParseURL(s.redisURL)
+	if err != nil {
+		return fmt.Errorf("BENCH_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("flush %s: %w", s.redisURL, err)
+	}
+
+	// 2. The binaries.
+	step("build")
+	for _, name := range []string{"orders", "payments", "gateway", "loadgen"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./services/"+name)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build ./services/%s: %w", name, err)
+		}
+	}
+
+	// 3. The reference: PostgreSQL's own commit rate for the orders
+	// service's transaction, with the same number of clients.
+	step("reference (pgbench)")
+	ref, err := database.Open(ctx, dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return err
+	}
+	err = exec1(ctx, ref, refSchema...)
+	ref.Close()
+	if err != nil {
+		return err
+	}
+	refTPS, err := pgbench(ctx, dbURL["shop_bench_ref"], s.workers, refScript(false))
+	if err != nil {
+		return err
+	}
+	add("reference: order+outbox commits/s (pgbench)", "%.0f", refTPS)
+	notifyTPS, err := pgbench(ctx, dbURL["shop_bench_ref"], s.workers, refScript(true))
+	if err != nil {
+		return err
+	}
+	add("  the same with pg_notify, as the shop sends", "%.0f", notifyTPS)
+
+	// 4. The shop: three processes.
+	step("start the shop")
+	common := []string{"REDIS_URL=" + s.redisURL, "LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT=10s"}
+	var procs []*process
+	defer func() {
+		for _, p := range slices.Backward(procs) {
+			p.stop()
+		}
+	}()
+	start := func(name string, env ...string) (*process, error) {
+		p, err := startProcess(ctx, name, filepath.Join(bin, name), append(slices.Clone(common), env...))
+		if p != nil {
+			procs = append(procs, p)
+		}
+		return p, err
+	}
+	pprofAddr := map[string]string{}
+	for _, n := range []string{"orders", "payments"} {
+		pprofAddr[n] = freeAddr()
+	}
+	payments, err := start("payments", "DATABASE_URL="+dbURL["shop_bench_payments"], "CONSUMER_NAME=bench", "PPROF_ADDR="+pprofAddr["payments"])
+	if err != nil {
+		return err
+	}
+	orders, err := start("orders", "DATABASE_URL="+dbURL["shop_bench_orders"], "CONSUMER_NAME=bench", "PPROF_ADDR="+pprofAddr["orders"])
+	if err != nil {
+		return err
+	}
+	gateway, err := start("gateway", "ORDERS_URL="+orders.url, "PAYMENTS_URL="+payments.url)
+	if err != nil {
+		return err
+	}
+
+	loadgen := func(extra ...string) (*load.Report, error) {
+		args := append([]string{"-gateway", gateway.url, "-json", "-workers", strconv.Itoa(s.workers),
+			"-users", "50", "-duration", s.duration.String(), "-settle-timeout", "5m"}, extra...)
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "loadgen"), args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		runErr := cmd.Run()
+		var rep load.Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			return nil, fmt.Errorf("loadgen %s: %v (output %q)", strings.Join(args, " "), errors.Join(runErr, err), out.String())
+		}
+		if runErr != nil {
+			fmt.Fprintf(os.Stderr, "loadgen failed (%v): violations %q\n", runErr, rep.Violations)
+		}
+		return &rep, nil
+	}
+	latency := func(label string, rep *load.Report) {
+		add(label+" create p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
+		add(label+" create→settled p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.SettleP50Ms, rep.SettleP95Ms, rep.SettleP99Ms)
+		add(label+" errors, invariants", "%v, ok=%v, unsettled=%d", rep.Errors, rep.InvariantsOK, rep.OrdersUnsettled)
+	}
+
+	// 5. A short warm-up, then flat out, sampling memory (and profiling).
+	step("warm-up")
+	if _, err := loadgen("-duration", "3s"); err != nil {
+		return err
+	}
+	step(fmt.Sprintf("flat out, %d workers, %s", s.workers, s.duration))
+	rss := startRSS(ctx, orders, payments, gateway)
+	if s.profileDir != "" {
+		go profile(ctx, s.profileDir, pprofAddr, s.duration)
+	}
+	flat, err := loadgen()
+	if err != nil {
+		return err
+	}
+	add("shop: settled orders/s (flat out)", "%.0f", flat.SettledPerSec)
+	add("ratio settled/reference", "%.2f (target ≥ 0.50)", flat.SettledPerSec/refTPS)
+	add("ratio settled/reference with notify", "%.2f", flat.SettledPerSec/notifyTPS)
+	latency("flat out:", flat)
+	add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
+
+	// 6. Latency at half the flat-out throughput.
+	half := max(1, flat.SettledPerSec/2)
+	step(fmt.Sprintf("half load, %.0f orders/s", half))
+	halfRep, err := loadgen("-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*s.workers))
+	if err != nil {
+		return err
+	}
+	add("half load: rate orders/s", "%.0f (settled %.0f/s)", half, halfRep.SettledPerSec)
+	latency("half load:", halfRep)
+
+	// 7. Scale: 1,000,000 orders and a 100,000-row outbox already there.
+	if s.scale {
+		step("scale: seed 1,000,000 orders and 100,000 outbox rows")
+		seeded, err := seed(ctx, dbURL["shop_bench_orders"])
+		if err != nil {
+			return err
+		}
+		add("scale: seeding took", "%.1fs", seeded.Seconds())
+		big, err := loadgen()
+		if err != nil {
+			return err
+		}
+		add("scale: settled orders/s", "%.0f (%.0f%% of the empty database)", big.SettledPerSec, 100*big.SettledPerSec/flat.SettledPerSec)
+		latency("scale:", big)
+		p50, p99, err := listLatency(ctx, gateway.url)
+		if err != nil {
+			return err
+		}
+		add("scale: GET /orders?user_id= (100 of 100 orders) p50/p99 ms", "%.1f / %.1f", p50, p99)
+	}
+
+	// 8. The services stop before the micro-benchmarks share the machine.
+	for _, p := range slices.Backward(procs) {
+		p.stop()
+	}
+	var micro []string
+	if s.micro {
+		step("micro-benchmarks")
+		env := append(os.Environ(), "TEST_DATABASE_URL="+dbURL["shop_bench_micro"], "TEST_REDIS_URL="+s.redisURL)
+		for _, b := range []struct{ pkg, bench, times string }{
+			{"./services/platform/outbox", "BenchmarkRelayBacklog", "20000x"},
+			{"./services/platform/outbox", "BenchmarkRelayIdleLatency", "300x"},
+			{"./services/platform/stream", "BenchmarkConsumer", "3000x"},
+		} {
+			cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+b.bench+"$", "-benchtime", b.times, b.pkg)
+			cmd.Dir, cmd.Env = root, env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s: %v\n%s", b.bench, err, out)
+			}
+			for line := range strings.Lines(string(out)) {
+				if strings.HasPrefix(line, "Benchmark") {
+					micro = append(micro, strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+
+	// 9. The table.
+	fmt.Printf("\nShop benchmark — %d cores, %d workers, %s per run, %s\n\n", numCPU(), s.workers, s.duration, time.Now().Format(time.DateTime))
+	for _, r := range results {
+		fmt.Printf("  %-58s %s\n", r.name, r.value)
+	}
+	if len(micro) > 0 {
+		fmt.Println("\nMicro-benchmarks (PostgreSQL and Redis from BENCH_*; SQLite and miniredis too)")
+		for _, m := range micro {
+			fmt.Println("  " + m)
+		}
+	}
+	return nil
+}
+
+func step(what string) { fmt.Fprintf(os.Stderr, "\n== %s\n", what) }
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOWORK").Output()
+	gowork := strings.TrimSpace(string(out))
+	if err != nil || gowork == "" || gowork == "off" {
+		return "", fmt.Errorf("find go.work (run from the repository): %v", err)
+	}
+	return filepath.Dir(gowork), nil
+}
+
+func exec1(ctx context.Context, db *bun.DB, stmts ...string) error {
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// withDatabase is the admin URL with another database name.
+func withDatabase(admin, name string) string {
+	u, err := url.Parse(admin)
+	if err != nil {
+		return admin
+	}
+	u.Path = "/" + name
+	q := u.Query()
+	if q.Get("sslmode") == "" {
+		q.Set("sslmode", "disable")
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// refSchema is the orders service's tables and indexes that the create
+// transaction writes (see services/orders/internal/store/migrations).
+var refSchema = []string{
+	`CREATE TABLE orders (
+	    id UUID PRIMARY KEY, user_id BIGINT NOT NULL CHECK (user_id > 0), amount BIGINT NOT NULL CHECK (amount > 0),
+	    description TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('NEW', 'FINISHED', 'CANCELLED')),
+	    cancel_reason TEXT, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)`,
+	`CREATE INDEX orders_user_id_created_at ON orders (user_id, created_at DESC, id DESC)`,
+	`CREATE TABLE outbox (
+	    id UUID PRIMARY KEY, stream TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
+	    traceparent TEXT NOT NULL DEFAULT '', tracestate TEXT NOT NULL DEFAULT '',
+	    occurred_at TIMESTAMPTZ NOT NULL, published_at TIMESTAMPTZ)`,
+	`CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL`,
+	`CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL`,
+}
+
+// refScript is one create-order transaction as pgbench runs it: the order
+// and its outbox row, and optionally the NOTIFY the outbox sends.
+func refScript(notify bool) string {
+	s := `\set uid random(1, 100000)
+\set amt random(1, 10000)
+BEGIN;
+INSERT INTO orders (id, user_id, amount, description, status, created_at, updated_at)
+  VALUES (gen_random_uuid(), :uid, :amt, 'pgbench', 'NEW', now(), now());
+INSERT INTO outbox (id, stream, type, payload, traceparent, tracestate, occurred_at)
+  VALUES (gen_random_uuid(), 'payments.requests', 'payment.requested',
+          '{"order_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","user_id":1000000001,"amount":1234}', '', '', now());
+`
+	if notify {
+		s += "SELECT pg_notify('outbox', '');\n"
+	}
+	return s + "COMMIT;\n"
+}
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// pgbench runs script for 10 seconds with clients connections and returns
+// the transactions per second.
+func pgbench(ctx context.Context, dbURL string, clients int, script string) (float64, error) {
+	f, err := os.CreateTemp("", "shop-bench-*.sql")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(script); err != nil {
+		return 0, err
+	}
+	f.Close()
+	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-M", "prepared", "-c", strconv.Itoa(clients),
+		"-j", strconv.Itoa(min(clients, numCPU())), "-T", "10", "-f", f.Name(), dbURL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench (install postgresql-contrib or postgresql-client): %v\n%s", err, out)
+	}
+	m := tpsLine.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("pgbench: no tps in\n%s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// seed writes 1,000,000 settled orders for users 1–10,000 (100 each) and
+// 100,000 published outbox rows into the orders database.
+func seed(ctx context.Context, dbURL string) (time.Duration, error) {
+	db, err := database.Open(ctx, dbURL, database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	t0 := time.Now()
+	err = exec1(ctx, db,
+		`INSERT INTO orders (id, user_id, amount, description, status, created_at, updated_at)
+		 SELECT gen_random_uuid(), 1 + i % 10000, 1 + i % 10000, 'seeded', 'FINISHED',
+		        now() - make_interval(secs => 1000000 - i), now() - make_interval(secs => 1000000 - i)
+		 FROM generate_series(1, 1000000) AS i`,
+		`INSERT INTO outbox (id, stream, type, payload, occurred_at, published_at)
+		 SELECT gen_random_uuid(), 'payments.requests', 'payment.requested', '{"seeded":true}', now(), now()
+		 FROM generate_series(1, 100000)`,
+		`ANALYZE orders`, `ANALYZE outbox`)
+	return time.Since(t0), err
+}
+
+// listLatency times 200 GET /orders?user_id= of seeded users, each with
+// 100 orders among the million.
+func listLatency(ctx context.Context, gateway string) (p50, p99 float64, err error) {
+	var ds []time.Duration
+	for i := range 200 {
+		t0 := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/orders?user_id=%d", gateway, 1+i*37%10000), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		var orders []json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&orders)
+		resp.Body.Close()
+		if err != nil || len(orders) != 100 {
+			return 0, 0, fmt.Errorf("GET /orders?user_id: %d orders, %v", len(orders), err)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(ds[len(ds)/2]), ms(ds[len(ds)*99/100]), nil
+}
+
+// profile saves CPU profiles of the services while the load runs.
+func profile(ctx context.Context, dir string, addrs map[string]string, d time.Duration) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		log.Print(err)
+		return
+	}
+	secs := max(1, int(min(d, 15*time.Second).Seconds())-3)
+	time.Sleep(2 * time.Second) // past the ramp-up
+	for name, addr := range addrs {
+		go func() {
+			u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				log.Printf("profile %s: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
+			if err != nil {
+				log.Print(err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+}
+
+// process is a service the benchmark started.
+type process struct {
+	name, url string
+	cmd       *exec.Cmd
+	done      chan struct{}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startProcess(ctx context.Context, name, bin string, env []string) (*process, error) {
+	addr := freeAddr()
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(), env...), "HTTP_ADDR="+addr)
+	cmd.Stdout, cmd.Stderr = prefixed(name), prefixed(name)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, url: "http://" + addr, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			return p, fmt.Errorf("%s exited before it was ready", name)
+		case <-ctx.Done():
+			return p, ctx.Err()
+		default:
+		}
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return p, fmt.Errorf("%s not ready within 60s", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and kills the process after 15 seconds.
+func (p *process) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// prefixed writes a process's output lines to stderr under its name.
+func prefixed(name string) io.Writer {
+	r, w := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			fmt.Fprintf(os.Stderr, "[%s] %s\n", name, sc.Text())
+		}
+	}()
+	return w
+}
+
+// startRSS samples the processes' resident memory every second; the
+// returned function stops and formats first-5s-peak → last, per process.
+func startRSS(ctx context.Context, procs ...*process) func() string {
+	ctx, cancel := context.WithCancel(ctx)
+	samples := make([][]int64, len(procs))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			for i, p := range procs {
+				samples[i] = append(samples[i], rssKiB(p.cmd.Process.Pid))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() string {
+		cancel()
+		<-done
+		var parts []string
+		for _, s := range samples {
+			if len(s) == 0 {
+				parts = append(parts, "?")
+				continue
+			}
+			warm := slices.Max(s[:min(5, len(s))])
+			parts = append(parts, fmt.Sprintf("%d→%d", warm/1024, s[len(s)-1]/1024))
+		}
+		return strings.Join(parts, " / ")
+	}
+}
+
+func rssKiB(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+// loadAvg is the machine's load average: other work on the machine skews
+// every number here, so the table says how busy it was.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
+}

@@ -1,0 +1,61 @@
+package load
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestCents(t *testing.T) {
+	for _, c := range []struct {
+		s string
+		v int64
+	}{{"0.00", 0}, {"12.30", 1230}, {"12.3", 1230}, {"12", 1200}, {"-0.05", -5}, {"10000000.00", 10_000_000_00}} {
+		got, err := parseCents(c.s)
+		if err != nil || got != c.v {
+			t.Errorf("parseCents(%q) = %d, %v; want %d", c.s, got, err, c.v)
+		}
+	}
+	for _, bad := range []string{"", "1.234", "x", ".5", "1.x"} {
+		if _, err := parseCents(bad); err == nil {
+			t.Errorf("parseCents(%q) accepted", bad)
+		}
+	}
+	if s := cents(1230); s != "12.30" {
+		t.Errorf("cents(1230) = %q", s)
+	}
+	if s := cents(5); s != "0.05" {
+		t.Errorf("cents(5) = %q", s)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := percentiles(ds, 50, 95, 99, 100)
+	want := []float64{50, 95, 99, 100}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("percentiles = %v, want %v", got, want)
+		}
+	}
+	if got := percentiles(nil, 50); got[0] != 0 {
+		t.Fatalf("empty: %v", got)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+	if k := transportKind(refused); k != KindConnection {
+		t.Errorf("refused: %s", k)
+	}
+	if k := kindOf(&callError{kind: KindHTTP5xx}); k != KindHTTP5xx {
+		t.Errorf("5xx: %s", k)
+	}
+	if k := kindOf(errors.New("x")); k != KindOther {
+		t.Errorf("other: %s", k)
+	}
+}
