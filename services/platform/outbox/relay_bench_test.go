@@ -145,6 +145,7 @@ func BenchmarkRelayIdleLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			committed := time.Now()
+			o.Notify(ctx) // as every writer does after its commit
 			res, err := br.Client.XRead(ctx, &redis.XReadArgs{Streams: []string{s, last}, Count: 1, Block: 5 * time.Second}).Result()
 			if err != nil {
 				b.Fatalf("entry not on the stream: %v", err)
