@@ -40,16 +40,12 @@ func New(infra *service.Infra) *App {
 	ob := outbox.New(infra.DB)
 	st := store.New(infra.DB, ob)
 	payments := order.NewPayments(st)
-	health := web.NewHealth(infra.Checks()...)
-
-	mux := http.NewServeMux()
-	api := web.NewAPI(mux, "Orders", Version, "Orders and their status; each order is paid for automatically.")
-	health.Register(api)
-	httpapi.Register(api, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
+	h := service.NewHTTP(infra, "Orders", Version, "Orders and their status; each order is paid for automatically.")
+	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
 	return &App{
-		Handler:  web.Observe(web.WithRequestID(web.WithProblems(mux)), mux, infra.Telemetry),
-		API:      api,
-		Health:   health,
+		Handler:  h.Handler,
+		API:      h.API,
+		Health:   h.Health,
 		Payments: payments,
 		Outbox:   ob,
 		Store:    st,

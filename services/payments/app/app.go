@@ -40,16 +40,12 @@ func New(infra *service.Infra) *App {
 	st := store.New(infra.DB)
 	ob := outbox.New(infra.DB)
 	proc := payment.NewProcessor(st, ob, payment.WithMeterProvider(infra.Telemetry.MeterProvider()))
-	health := web.NewHealth(infra.Checks()...)
-
-	mux := http.NewServeMux()
-	api := web.NewAPI(mux, "Payments", Version, "Accounts and balances; pays for orders.")
-	health.Register(api)
-	httpapi.Register(api, httpapi.Deps{DB: infra.DB, Accounts: st, Processor: proc, Outcomes: st})
+	h := service.NewHTTP(infra, "Payments", Version, "Accounts and balances; pays for orders.")
+	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Accounts: st, Processor: proc, Outcomes: st})
 	return &App{
-		Handler:   web.Observe(web.WithRequestID(web.WithProblems(mux)), mux, infra.Telemetry),
-		API:       api,
-		Health:    health,
+		Handler:   h.Handler,
+		API:       h.API,
+		Health:    h.Health,
 		Processor: proc,
 		Outbox:    ob,
 		Store:     st,

@@ -1,0 +1,32 @@
+package service
+
+import (
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"shop/services/platform/web"
+)
+
+// HTTP is a stateful service's HTTP side: a Huma API (with the docs UI and
+// spec) whose health routes check infra, behind request ids, problem+json
+// for unrouted requests, and telemetry.
+type HTTP struct {
+	API     huma.API
+	Health  *web.Health
+	Handler http.Handler
+}
+
+// NewHTTP returns the HTTP side of a service on infra; the service registers
+// its operations on API.
+func NewHTTP(infra *Infra, title, version, description string) *HTTP {
+	health := web.NewHealth(infra.Checks()...)
+	mux := http.NewServeMux()
+	api := web.NewAPI(mux, title, version, description)
+	health.Register(api)
+	return &HTTP{
+		API:     api,
+		Health:  health,
+		Handler: web.Observe(web.WithRequestID(web.WithProblems(mux)), mux, infra.Telemetry),
+	}
+}
