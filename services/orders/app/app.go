@@ -68,6 +68,6 @@ func Run(ctx context.Context, cfg service.Config) error {
 	a := New(infra)
 
 	// 3. Serve, relay payment requests and consume results until ctx ends; then drain.
-	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
+	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
 		a.Health, a.Handler, Messaging(a).Workers(infra, cfg)...)
 }

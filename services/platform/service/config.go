@@ -23,6 +23,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long to drain on shutdown"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	ConsumerName    string        `env:"CONSUMER_NAME" help:"this replica's name in the stream consumer groups; keep it stable across restarts (default: the host name, which is the pod name on Kubernetes)"`
+	PprofAddr       string        `env:"PPROF_ADDR" help:"serve the Go profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty"`
 	ClaimIdle       time.Duration `env:"CLAIM_IDLE" envDefault:"30s" help:"a message left unacknowledged this long by a replica (crashed) is taken over by another"`
 
 	// OnListen, if set, is told the bound address (tests listen on port 0).

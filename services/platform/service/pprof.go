@@ -4,19 +4,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"os"
 )
 
-// PprofEnv names the variable that, when set to an address such as
-// 127.0.0.1:6060, serves the Go profiler (/debug/pprof/) there. It is for
-// benchmarks and debugging: keep it on loopback, never on a public port.
-const PprofEnv = "PPROF_ADDR"
-
-func init() {
-	addr := os.Getenv(PprofEnv)
-	if addr == "" {
-		return
-	}
+// servePprof serves the Go profiler (/debug/pprof/) on addr, for benchmarks
+// and debugging (Config.PprofAddr): keep it on loopback, never on a public
+// port.
+func servePprof(addr string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

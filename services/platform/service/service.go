@@ -110,6 +110,7 @@ type Worker struct {
 // RunConfig says where and how long to serve.
 type RunConfig struct {
 	Addr     string
+	Pprof    string // where to serve the Go profiler; "" for nowhere
 	Drain    time.Duration
 	OnListen func(net.Addr)
 }
@@ -119,6 +120,9 @@ type RunConfig struct {
 // in flight, and the workers' context is cancelled so they stop reading,
 // finish what they hold and return — all within cfg.Drain.
 func Run(ctx context.Context, cfg RunConfig, health *web.Health, h http.Handler, workers ...Worker) error {
+	if cfg.Pprof != "" {
+		go servePprof(cfg.Pprof)
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	serveCtx, stopServing := context.WithCancel(ctx)
