@@ -304,12 +304,12 @@ func TestRelayRecoversFromRedisOutage(t *testing.T) {
 	db := mt.SQLite(t)
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
-	logs := &logRecorder{}
+	logs := &mt.LogRecorder{}
 	o := outbox.New(db)
 	b.Mini.Close()
 	start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
 	add(t, context.Background(), o, s, 3)
-	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.contains("publish outbox batch") })
+	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.Contains("publish outbox batch") })
 	if err := b.Mini.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -418,31 +418,4 @@ func TestDeletePublishedBefore(t *testing.T) {
 			}
 		})
 	}
-}
-
-// logRecorder is a slog handler that keeps the messages logged.
-type logRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, r.Message)
-	return nil
-}
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
-
-func (l *logRecorder) contains(msg string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, m := range l.msgs {
-		if m == msg {
-			return true
-		}
-	}
-	return false
 }

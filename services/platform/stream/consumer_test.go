@@ -396,7 +396,7 @@ func TestGracefulStopFinishesTheMessageInHand(t *testing.T) {
 func TestConsumerRecoversFromRedisRestart(t *testing.T) {
 	e := env{Database: mt.Databases(t, effects)[0], Broker: mt.Miniredis(t)}
 	e.stream = e.Broker.Stream(t)
-	logs := &logRecorder{}
+	logs := &mt.LogRecorder{}
 	cfg := e.fast("c")
 	cfg.Logger = slog.New(logs)
 	run(t, stream.NewConsumer(e.DB, e.Client, cfg, record))
@@ -405,7 +405,7 @@ func TestConsumerRecoversFromRedisRestart(t *testing.T) {
 
 	addr := e.Mini.Addr()
 	e.Mini.Close()
-	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.contains("consume stream") })
+	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.Contains("consume stream") })
 	// A new server rather than Restart: miniredis v2.40 never answers a
 	// blocking command after Restart.
 	restarted := miniredis.NewMiniRedis()
@@ -455,31 +455,4 @@ func TestProcessSpanIsChildOfPublishSpan(t *testing.T) {
 	if process.SpanKind() != trace.SpanKindConsumer {
 		t.Fatalf("span kind %v, want consumer", process.SpanKind())
 	}
-}
-
-// logRecorder is a slog handler that keeps the messages logged.
-type logRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, r.Message)
-	return nil
-}
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
-
-func (l *logRecorder) contains(msg string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, m := range l.msgs {
-		if m == msg {
-			return true
-		}
-	}
-	return false
 }
