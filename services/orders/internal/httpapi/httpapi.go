@@ -48,12 +48,15 @@ type orderOutput struct {
 	Body OrderBody
 }
 
+// CreateOrderBody is what a client sends to create an order.
+type CreateOrderBody struct {
+	UserID      int64          `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
+	Amount      money.Positive `json:"amount"`
+	Description string         `json:"description" maxLength:"500" example:"Two coffees" doc:"Free text, at most 500 characters." required:"false"`
+}
+
 type createInput struct {
-	Body struct {
-		UserID      int64          `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
-		Amount      money.Positive `json:"amount"`
-		Description string         `json:"description" maxLength:"500" example:"Two coffees" doc:"Free text, at most 500 characters." required:"false"`
-	}
+	Body CreateOrderBody
 }
 
 type listInput struct {

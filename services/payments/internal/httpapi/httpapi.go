@@ -51,17 +51,23 @@ func accountBody(a account.Account) *accountOutput {
 	return &accountOutput{Body: AccountBody{UserID: a.UserID, Balance: a.Balance}}
 }
 
+// CreateAccountBody is what a client sends to open an account.
+type CreateAccountBody struct {
+	UserID int64 `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Positive user id; one account per user."`
+}
+
 type createAccountInput struct {
-	Body struct {
-		UserID int64 `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Positive user id; one account per user."`
-	}
+	Body CreateAccountBody
+}
+
+// TopUpBody is what a client sends to add money to an account.
+type TopUpBody struct {
+	UserID int64          `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
+	Amount money.Positive `json:"amount"`
 }
 
 type topUpInput struct {
-	Body struct {
-		UserID int64          `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
-		Amount money.Positive `json:"amount"`
-	}
+	Body TopUpBody
 }
 
 type balanceInput struct {
