@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"shop/services/platform/database"
+	"shop/services/platform/messaging"
 )
 
 // JanitorOptions tune a Janitor. The zero value is sensible.
@@ -51,37 +54,20 @@ func NewJanitor(db bun.IDB, opts JanitorOptions) *Janitor {
 // Run deletes expired records every Interval until ctx ends, then returns
 // nil. Errors are logged and retried at the next interval.
 func (j *Janitor) Run(ctx context.Context) error {
-	tick := time.NewTicker(j.opts.Interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	messaging.Every(ctx, j.opts.Interval, func(ctx context.Context) {
 		if _, err := DeleteProcessedBefore(ctx, j.db, time.Now().Add(-j.opts.Retention), j.opts.Batch); err != nil && ctx.Err() == nil {
 			j.opts.Logger.WarnContext(ctx, "delete old inbox records", "error", err)
 		}
-	}
+	})
+	return nil
 }
 
 // DeleteProcessedBefore deletes the records of messages processed before t,
 // batch rows per statement, and reports how many it deleted.
 func DeleteProcessedBefore(ctx context.Context, db bun.IDB, t time.Time, batch int) (int64, error) {
-	var total int64
-	for {
-		oldest := db.NewSelect().Table("inbox").Column("message_id").
-			Where("processed_at < ?", t.UTC()).
-			OrderExpr("processed_at").
-			Limit(int64(batch))
-		res, err := db.NewDelete().Table("inbox").Where("message_id IN (?)", oldest).Exec(ctx)
-		if err != nil {
-			return total, fmt.Errorf("delete old inbox records: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		total += n
-		if n < int64(batch) || ctx.Err() != nil {
-			return total, nil
-		}
+	n, err := database.DeleteInBatches(ctx, db, "inbox", "message_id", "processed_at", batch, "processed_at < ?", t.UTC())
+	if err != nil {
+		return n, fmt.Errorf("delete old inbox records: %w", err)
 	}
+	return n, nil
 }

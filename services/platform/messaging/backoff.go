@@ -47,3 +47,20 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Every runs fn each interval until ctx ends: the shape of the janitors and
+// trimmers, which log their own errors and try again at the next tick.
+func Every(ctx context.Context, interval time.Duration, fn func(ctx context.Context)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if ctx.Err() == nil { // both may be ready: the end wins
+				fn(ctx)
+			}
+		}
+	}
+}

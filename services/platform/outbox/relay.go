@@ -383,14 +383,7 @@ func (r *Relay) poke() {
 
 // cleanLoop is the janitor: it keeps the outbox table bounded.
 func (r *Relay) cleanLoop(ctx context.Context) {
-	tick := time.NewTicker(r.opts.CleanupInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	messaging.Every(ctx, r.opts.CleanupInterval, func(ctx context.Context) {
 		n, err := DeletePublishedBefore(ctx, r.outbox.db, time.Now().Add(-r.opts.Retention), r.opts.CleanupBatch)
 		if err != nil && ctx.Err() == nil {
 			r.log.WarnContext(ctx, "delete published outbox rows", "error", err)
@@ -398,28 +391,17 @@ func (r *Relay) cleanLoop(ctx context.Context) {
 		if n > 0 {
 			r.log.DebugContext(ctx, "deleted published outbox rows", "rows", n)
 		}
-	}
+	})
 }
 
 // DeletePublishedBefore deletes the rows published before t, batch rows per
 // statement, and reports how many it deleted.
 func DeletePublishedBefore(ctx context.Context, db bun.IDB, t time.Time, batch int) (int64, error) {
-	var total int64
-	for {
-		// Walking the primary key from the oldest id (UUIDv7 sort by time)
-		// finds old published rows first without an index on published_at.
-		oldest := db.NewSelect().Table("outbox").Column("id").
-			Where("published_at < ?", t.UTC()).
-			OrderExpr("id").
-			Limit(int64(batch))
-		res, err := db.NewDelete().Table("outbox").Where("id IN (?)", oldest).Exec(ctx)
-		if err != nil {
-			return total, fmt.Errorf("delete published outbox rows: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		total += n
-		if n < int64(batch) || ctx.Err() != nil {
-			return total, nil
-		}
+	// Walking the primary key from the oldest id (UUIDv7 sort by time) finds
+	// old published rows first without an index on published_at.
+	n, err := database.DeleteInBatches(ctx, db, "outbox", "id", "id", batch, "published_at < ?", t.UTC())
+	if err != nil {
+		return n, fmt.Errorf("delete published outbox rows: %w", err)
 	}
+	return n, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"shop/services/platform/messaging"
 )
 
 // TrimmerConfig configures a Trimmer. Stream is required.
@@ -43,18 +45,12 @@ func NewTrimmer(rdb redis.UniversalClient, cfg TrimmerConfig) *Trimmer {
 // Run trims every Interval until ctx ends, then returns nil. Errors are
 // logged and retried at the next interval.
 func (t *Trimmer) Run(ctx context.Context) error {
-	tick := time.NewTicker(t.cfg.Interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	messaging.Every(ctx, t.cfg.Interval, func(ctx context.Context) {
 		if _, err := t.Trim(ctx); err != nil && ctx.Err() == nil {
 			t.cfg.Logger.WarnContext(ctx, "trim stream", "stream", t.cfg.Stream, "error", err)
 		}
-	}
+	})
+	return nil
 }
 
 // Trim removes the entries every group of the stream has acknowledged and
