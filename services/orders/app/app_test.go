@@ -1,16 +1,26 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"shop/services/orders/app"
+	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/store"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/messaging"
+	"shop/services/platform/service"
 	"shop/services/platform/service/servicetest"
+	"shop/services/platform/stream"
 )
 
 type orderBody struct {
@@ -151,5 +161,87 @@ func TestPaymentStatus(t *testing.T) {
 	post("0193a000-0000-7000-8000-000000000003", other.ID, "FINISHED", "").JSON(t, &got)
 	if got.Status != "FINISHED" {
 		t.Fatalf("message refused for an unknown order was remembered: %+v", got)
+	}
+}
+
+func TestConsumesPaymentResults(t *testing.T) {
+	for _, dialect := range []string{dbtest.SQLite, dbtest.Postgres} {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
+			a := app.New(infra)
+			paid := create(t, a.Handler, `{"user_id":5,"amount":"1.00"}`)
+			declined := create(t, a.Handler, `{"user_id":5,"amount":"2.00"}`)
+			later := create(t, a.Handler, `{"user_id":5,"amount":"3.00"}`)
+			// publish adds results to the stream at once (MULTI), so that one
+			// read takes them all.
+			publish := func(results ...order.PaymentCompleted) (ids []uuid.UUID) {
+				t.Helper()
+				_, err := infra.Redis.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+					for _, res := range results {
+						payload, _ := json.Marshal(res)
+						msg := messaging.Message{ID: uuid.New(), Type: order.PaymentCompletedType, Payload: payload, OccurredAt: time.Now()}
+						pipe.XAdd(ctx, &redis.XAddArgs{Stream: order.PaymentResultsStream, Values: msg.Values()})
+						ids = append(ids, msg.ID)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ids
+			}
+			// await polls the order until its status is no longer NEW.
+			await := func(o orderBody) orderBody {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+					servicetest.Do(t, a.Handler, "GET", "/orders/"+o.ID, "").JSON(t, &o)
+					if o.Status != "NEW" {
+						break
+					}
+				}
+				return o
+			}
+
+			// One batch: the late result sees the first one's effect.
+			publish(
+				order.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: order.Finished},
+				order.PaymentCompleted{OrderID: uuid.MustParse(declined.ID), Status: order.Cancelled, Reason: "insufficient funds"},
+				order.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: order.Cancelled, Reason: "late"},
+			)
+			m := app.Messaging(a)
+			m.Consumer.Block = 20 * time.Millisecond
+			workers := m.Workers(infra, service.Config{})
+			i := slices.IndexFunc(workers, func(w service.Worker) bool {
+				return w.Name == "consumer of "+order.PaymentResultsStream
+			})
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error)
+			go func() { done <- workers[i].Run(runCtx) }()
+			defer func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			if p, d := await(paid), await(declined); p.Status != "FINISHED" || d.Status != "CANCELLED" || d.CancelReason != "insufficient funds" {
+				t.Fatalf("orders after the results: %+v, %+v", p, d)
+			}
+
+			// A result for an unknown order fails its batch: the consumer
+			// applies the results one by one, and dead-letters that one.
+			ids := publish(
+				order.PaymentCompleted{OrderID: uuid.New(), Status: order.Finished},
+				order.PaymentCompleted{OrderID: uuid.MustParse(later.ID), Status: order.Finished},
+			)
+			if l := await(later); l.Status != "FINISHED" {
+				t.Fatalf("order after a batch with a bad result: %+v", l)
+			}
+			dlq, err := infra.Redis.XRange(ctx, stream.DLQ(order.PaymentResultsStream), "-", "+").Result()
+			if err != nil || len(dlq) != 1 || dlq[0].Values[messaging.FieldID] != ids[0].String() ||
+				!strings.Contains(fmt.Sprint(dlq[0].Values[stream.FieldReason]), "order not found") {
+				t.Fatalf("dead letters %+v, %v; want only the result for the unknown order", dlq, err)
+			}
+		})
 	}
 }

@@ -12,7 +12,7 @@ func Messaging(a *App) service.Messaging {
 		Outbox:    a.Outbox,
 		Stream:    order.PaymentResultsStream,
 		Group:     "orders",
-		Handler:   a.Payments.Handle,
+		Handler:   a.Payments.HandleBatch,
 		Permanent: order.ErrPermanent,
 	}
 }

@@ -49,15 +49,50 @@ func Process(ctx context.Context, db bun.IDB, messageID uuid.UUID, msgType strin
 
 // Record notes messageID as processed within tx, or returns ErrDuplicate.
 func Record(ctx context.Context, tx bun.IDB, messageID uuid.UUID, msgType string) error {
-	res, err := tx.NewInsert().
-		Model(&Row{MessageID: messageID, Type: msgType, ProcessedAt: time.Now().UTC()}).
-		On("CONFLICT (message_id) DO NOTHING").
-		Exec(ctx)
+	fresh, err := RecordAll(ctx, tx, []Entry{{ID: messageID, Type: msgType}})
 	if err != nil {
-		return fmt.Errorf("record message %s: %w", messageID, err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !fresh[0] {
 		return ErrDuplicate
 	}
 	return nil
+}
+
+// Entry is a message to record: its id and type.
+type Entry struct {
+	ID   uuid.UUID
+	Type string
+}
+
+// RecordAll notes the messages as processed within tx with one statement,
+// and reports for each whether it is new: false for one processed before,
+// and for a repeat of an id earlier in entries.
+func RecordAll(ctx context.Context, tx bun.IDB, entries []Entry) (fresh []bool, err error) {
+	fresh = make([]bool, len(entries))
+	if len(entries) == 0 {
+		return fresh, nil
+	}
+	now := time.Now().UTC()
+	rows := make([]Row, len(entries))
+	for i, e := range entries {
+		rows[i] = Row{MessageID: e.ID, Type: e.Type, ProcessedAt: now}
+	}
+	var inserted []uuid.UUID
+	_, err = tx.NewInsert().Model(&rows).
+		On("CONFLICT (message_id) DO NOTHING").
+		Returning("message_id").
+		Exec(ctx, &inserted)
+	if err != nil {
+		return nil, fmt.Errorf("record %d messages: %w", len(entries), err)
+	}
+	added := make(map[uuid.UUID]bool, len(inserted))
+	for _, id := range inserted {
+		added[id] = true
+	}
+	for i, e := range entries {
+		fresh[i] = added[e.ID]
+		delete(added, e.ID) // a repeat within entries is a duplicate
+	}
+	return fresh, nil
 }

@@ -78,7 +78,90 @@ func New(db *bun.DB) *Outbox {
 // zero ID becomes a new UUIDv7 and a zero OccurredAt becomes now (kept to
 // the microsecond); the trace context of ctx is stored with the message. Add
 // returns the stored message. Call Notify once tx has committed.
-func (o *Outbox) Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (_ messaging.Message, err error) {
+func (o *Outbox) Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error) {
+	msgs, err := o.AddAll(ctx, tx, []Pending{{Ctx: ctx, Message: msg}})
+	if err != nil {
+		return msg, err
+	}
+	return msgs[0], nil
+}
+
+// Pending is a message to add with the context of the work that produced
+// it: the message continues that context's trace (nil: the context passed
+// to AddAll). A batch of messages has one context each, since each may
+// belong to a trace of its own.
+type Pending struct {
+	Ctx context.Context
+	messaging.Message
+}
+
+// AddAll writes the messages in tx with one statement, as Add writes one,
+// each under an "outbox insert" span of its own trace; ctx carries the
+// statement's deadline. It returns the stored messages.
+func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) (_ []messaging.Message, err error) {
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	msgs := make([]messaging.Message, len(pending))
+	rows := make([]Row, len(pending))
+	spans := make([]trace.Span, len(pending))
+	defer func() {
+		for _, span := range spans {
+			if span == nil {
+				break // prepare failed before this message's span started
+			}
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "outbox insert failed")
+			}
+			span.End()
+		}
+	}()
+	for i, p := range pending {
+		msg, err := prepare(p.Message, now)
+		if err != nil {
+			return nil, err
+		}
+		pctx := p.Ctx
+		if pctx == nil {
+			pctx = ctx
+		}
+		// The insert is a span of the writer's trace (from the provider of
+		// the span in the message's context: Add needs no provider of its
+		// own), and the context stored is this span's, so the relay's
+		// publish span hangs below it.
+		mctx, span := trace.SpanFromContext(pctx).TracerProvider().Tracer(scope).Start(pctx, "outbox insert",
+			trace.WithAttributes(
+				semconv.MessagingSystemKey.String("redis"),
+				semconv.MessagingDestinationName(msg.Stream),
+				semconv.MessagingOperationTypeCreate,
+				semconv.MessagingMessageID(msg.ID.String()),
+				attribute.String("messaging.message.type", msg.Type),
+			))
+		spans[i] = span
+		if msg.Traceparent == "" {
+			carrier := propagation.MapCarrier{}
+			otel.GetTextMapPropagator().Inject(mctx, carrier)
+			msg.Traceparent = carrier.Get("traceparent")
+			msg.Tracestate = carrier.Get("tracestate")
+		}
+		msgs[i] = msg
+		rows[i] = Row{
+			ID: msg.ID, Stream: msg.Stream, Type: msg.Type, Payload: string(msg.Payload),
+			Traceparent: msg.Traceparent, Tracestate: msg.Tracestate, OccurredAt: msg.OccurredAt,
+		}
+	}
+	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("insert %d outbox messages: %w", len(rows), err)
+	}
+	return msgs, nil
+}
+
+// prepare gives msg an id and a time if it has none, the time at the
+// precision the databases store, so the message returned is the one
+// consumers receive.
+func prepare(msg messaging.Message, now time.Time) (messaging.Message, error) {
 	if msg.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -87,42 +170,9 @@ func (o *Outbox) Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (_ 
 		msg.ID = id
 	}
 	if msg.OccurredAt.IsZero() {
-		msg.OccurredAt = time.Now()
+		msg.OccurredAt = now
 	}
-	// The precision the databases store, so the message returned is the one
-	// consumers receive.
 	msg.OccurredAt = msg.OccurredAt.UTC().Truncate(time.Microsecond)
-	// The insert is a span of the writer's trace (from the provider of the
-	// span in ctx: Add needs no provider of its own), and the context it
-	// stores is this span's, so the relay's publish span hangs below it.
-	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer(scope).Start(ctx, "outbox insert",
-		trace.WithAttributes(
-			semconv.MessagingSystemKey.String("redis"),
-			semconv.MessagingDestinationName(msg.Stream),
-			semconv.MessagingOperationTypeCreate,
-			semconv.MessagingMessageID(msg.ID.String()),
-			attribute.String("messaging.message.type", msg.Type),
-		))
-	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "outbox insert failed")
-		}
-		span.End()
-	}()
-	carrier := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
-	if msg.Traceparent == "" {
-		msg.Traceparent = carrier.Get("traceparent")
-		msg.Tracestate = carrier.Get("tracestate")
-	}
-	row := &Row{
-		ID: msg.ID, Stream: msg.Stream, Type: msg.Type, Payload: string(msg.Payload),
-		Traceparent: msg.Traceparent, Tracestate: msg.Tracestate, OccurredAt: msg.OccurredAt,
-	}
-	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-		return msg, fmt.Errorf("insert outbox message %s: %w", msg.ID, err)
-	}
 	return msg, nil
 }
 

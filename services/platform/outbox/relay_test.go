@@ -272,10 +272,10 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 				}
 
 				c := stream.NewConsumer(d.DB, b.Client, stream.ConsumerConfig{Stream: s, Group: "g", Name: "c", Block: 50 * time.Millisecond},
-					func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+					stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
 						_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.ID.String())
 						return err
-					})
+					}))
 				cctx, cancel := context.WithCancel(ctx)
 				done := make(chan error)
 				go func() { done <- c.Run(cctx) }()

@@ -8,7 +8,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/platform/inbox"
-	"shop/services/platform/messaging"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
 )
@@ -20,7 +19,8 @@ type Messaging struct {
 	// Stream and Group say what the service consumes, as which group.
 	Stream string
 	Group  string
-	// Handler applies one message in the transaction of its inbox record.
+	// Handler applies a batch of messages in the transaction of their inbox
+	// records.
 	Handler stream.Handler
 	// Permanent is the domain's error for a message no retry can fix; a
 	// handler error wrapping it sends the message to the dead-letter stream.
@@ -37,8 +37,8 @@ type Messaging struct {
 func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 	handler := m.Handler
 	if m.Permanent != nil {
-		handler = func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
-			err := m.Handler(ctx, tx, msg)
+		handler = func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+			err := m.Handler(ctx, tx, batch)
 			if errors.Is(err, m.Permanent) {
 				return stream.Permanent(err)
 			}

@@ -1,6 +1,7 @@
 // Package stream consumes messages from Redis Streams into a service: each
-// message runs its handler once, in one database transaction with its inbox
-// record, and is acknowledged only after that transaction commits. Messages
+// message takes effect once, applied by the handler in batches, each in one
+// database transaction with the inbox records of its messages, and is
+// acknowledged only after that transaction commits. Messages
 // that keep failing go to a dead-letter stream; a Trimmer keeps streams
 // bounded without dropping what a group still needs.
 package stream
@@ -27,10 +28,36 @@ import (
 	"shop/services/platform/messaging"
 )
 
-// Handler applies one message within tx, the transaction that also records
-// the message in the inbox. An error rolls both back and leaves the message
-// to be delivered again, unless it is Permanent.
-type Handler func(ctx context.Context, tx bun.Tx, msg messaging.Message) error
+// Delivery is one message handed to a Handler, with the context of its
+// process span (a child of the span that published it): what the handler
+// does for the message, such as the messages it sends, belongs to that
+// context's trace.
+type Delivery struct {
+	Ctx context.Context
+	messaging.Message
+}
+
+// Handler applies a batch of messages, in stream order, within tx: the
+// transaction that also records them in the inbox. Messages processed
+// before are left out; a batch holds at least one. Applying a batch with
+// a few statements rather than a few per message is what lets a consumer
+// keep up with many writers. An error rolls the whole batch back; the
+// consumer then applies its messages one at a time, so only the failing
+// one fails: it is delivered again, or dead-lettered if the error is
+// Permanent.
+type Handler func(ctx context.Context, tx bun.Tx, batch []Delivery) error
+
+// Each makes a Handler of fn, which applies one message at a time.
+func Each(fn func(ctx context.Context, tx bun.Tx, msg messaging.Message) error) Handler {
+	return func(_ context.Context, tx bun.Tx, batch []Delivery) error {
+		for _, d := range batch {
+			if err := fn(d.Ctx, tx, d.Message); err != nil {
+				return fmt.Errorf("message %s: %w", d.ID, err)
+			}
+		}
+		return nil
+	}
+}
 
 // ConsumerConfig configures a Consumer. Stream and Group are required; the
 // rest has defaults.
@@ -236,13 +263,11 @@ func (c *Consumer) read(ctx context.Context) error {
 	return failedError(c.processBatch(ctx, entries))
 }
 
-// processBatch applies newly delivered entries in one transaction — each
-// with its inbox record and its own process span — commits once and
-// acknowledges them with one XACK: a commit (a WAL flush) per batch rather
-// than per message is what lets a consumer keep up with many writers. If
-// the batch fails, each entry is applied alone, so one failing message
-// neither holds back nor fails the others. It returns how many entries were
-// left pending for another delivery.
+// processBatch applies newly delivered entries in one transaction, commits
+// once and acknowledges them with one XACK: a commit (a WAL flush) per batch
+// rather than per message. If the batch fails, each entry is applied alone,
+// so one failing message neither holds back nor fails the others. It
+// returns how many entries were left pending for another delivery.
 func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (failed int) {
 	ctx = context.WithoutCancel(ctx) // entries in hand are seen through
 	var batch []redis.XMessage
@@ -263,39 +288,9 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		}
 		return failed
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-	defer cancel()
-	spans := make([]trace.Span, len(msgs))
-	err := c.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		for i, msg := range msgs {
-			mctx, span := c.startProcessSpan(ctx, msg)
-			spans[i] = span
-			start := time.Now()
-			err := inbox.Record(mctx, tx, msg.ID, msg.Type)
-			if errors.Is(err, inbox.ErrDuplicate) {
-				span.AddEvent("duplicate message skipped")
-				continue
-			}
-			if err == nil {
-				err = c.runHandler(mctx, tx, msg)
-			}
-			c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
-			if err != nil {
-				return fmt.Errorf("message %s: %w", msg.ID, err)
-			}
-		}
-		return nil
-	})
-	for _, span := range spans {
-		if span == nil {
-			continue
-		}
-		if err != nil {
-			span.SetStatus(codes.Error, "rolled back with its batch; applied alone next")
-		}
-		span.End()
-	}
+	start := time.Now()
+	err := c.apply(ctx, msgs)
+	c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
 	if err != nil {
 		c.log.WarnContext(ctx, "batch rolled back, applying its messages one by one", "size", len(batch), "error", err)
 		for _, entry := range batch {
@@ -306,6 +301,9 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		return failed
 	}
 	c.metrics.processed.Add(ctx, int64(len(batch)), c.attrs())
+	if c.cfg.OnCommit != nil {
+		c.cfg.OnCommit()
+	}
 	ids := make([]string, 0, len(batch))
 	for _, entry := range batch {
 		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
@@ -314,9 +312,6 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		ids = append(ids, entry.ID)
 	}
 	c.ack(ctx, ids...)
-	if c.cfg.OnCommit != nil {
-		c.cfg.OnCommit()
-	}
 	return 0
 }
 
@@ -405,7 +400,7 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 		c.metrics.redelivered.Add(ctx, 1, c.attrs())
 	}
 	start := time.Now()
-	err = c.apply(ctx, msg)
+	err = c.apply(ctx, []messaging.Message{msg})
 	c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
 	if err == nil {
 		c.metrics.processed.Add(ctx, 1, c.attrs())
@@ -433,28 +428,48 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 	return true
 }
 
-// apply runs the handler in one transaction with the message's inbox record,
-// under a process span that is a child of the relay's publish span. A
-// message processed before is a success that changes nothing.
-func (c *Consumer) apply(ctx context.Context, msg messaging.Message) (err error) {
-	ctx, span := c.startProcessSpan(ctx, msg)
-	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "handler failed")
-		}
-		span.End()
-	}()
+// apply runs the handler for msgs in one transaction with their inbox
+// records, each message under a process span that is a child of the
+// relay's publish span. A message processed before is a success that
+// changes nothing.
+func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
-	err = inbox.Process(ctx, c.db, msg.ID, msg.Type, func(ctx context.Context, tx bun.Tx) error {
-		return c.runHandler(ctx, tx, msg)
-	})
-	if errors.Is(err, inbox.ErrDuplicate) {
-		span.AddEvent("duplicate message skipped")
-		return nil
+	batch := make([]Delivery, len(msgs))
+	spans := make([]trace.Span, len(msgs))
+	entries := make([]inbox.Entry, len(msgs))
+	for i, msg := range msgs {
+		mctx, span := c.startProcessSpan(ctx, msg)
+		batch[i], spans[i] = Delivery{Ctx: mctx, Message: msg}, span
+		entries[i] = inbox.Entry{ID: msg.ID, Type: msg.Type}
 	}
-	return err
+	defer func() {
+		for _, span := range spans {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "handler failed")
+			}
+			span.End()
+		}
+	}()
+	return c.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		fresh, err := inbox.RecordAll(ctx, tx, entries)
+		if err != nil {
+			return err
+		}
+		todo := make([]Delivery, 0, len(batch))
+		for i, d := range batch {
+			if fresh[i] {
+				todo = append(todo, d)
+			} else {
+				spans[i].AddEvent("duplicate message skipped")
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		return c.runHandler(ctx, tx, todo)
+	})
 }
 
 // startProcessSpan starts the process span of msg: a child of the relay's
@@ -475,13 +490,13 @@ func (c *Consumer) startProcessSpan(ctx context.Context, msg messaging.Message) 
 // runHandler turns a handler's panic into an error, so one bad message
 // rolls back and is retried or dead-lettered rather than crashing the
 // service on every redelivery.
-func (c *Consumer) runHandler(ctx context.Context, tx bun.Tx, msg messaging.Message) (err error) {
+func (c *Consumer) runHandler(ctx context.Context, tx bun.Tx, batch []Delivery) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panic: %v", p)
 		}
 	}()
-	return c.handler(ctx, tx, msg)
+	return c.handler(ctx, tx, batch)
 }
 
 // ack acknowledges entries whose effect committed. If the ack fails the

@@ -156,7 +156,7 @@ func TestConsumerAppliesEachMessageOnce(t *testing.T) {
 		}
 		e.publish(t, msgs[0]) // the same message again, as a relay retry would
 
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), record))
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(record)))
 		mt.Eventually(t, 5*time.Second, "all entries delivered and acknowledged", func() bool {
 			return e.delivered(t) && e.pending(t) == 0
 		})
@@ -185,7 +185,7 @@ func TestFailedHandlerLeavesEntryPendingForRedelivery(t *testing.T) {
 			return nil
 		}
 		m, _ := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h))
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(h)))
 
 		mt.Eventually(t, 5*time.Second, "the handler ran", func() bool { return calls.Load() >= 1 })
 		if e.pending(t) != 1 || e.effects(t, m.ID) != 0 || e.inboxed(t, m.ID) != 0 {
@@ -213,7 +213,7 @@ func TestReclaimFromDeadConsumer(t *testing.T) {
 			t.Fatal("the dead consumer did not read the entry")
 		}
 
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("alive"), record))
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("alive"), stream.Each(record)))
 		mt.Eventually(t, 5*time.Second, "taken over and acknowledged", func() bool { return e.pending(t) == 0 })
 		if e.effects(t, m.ID) != 1 {
 			t.Fatal("want one effect")
@@ -227,7 +227,7 @@ func TestReclaimFromDeadConsumer(t *testing.T) {
 func TestCrashBetweenCommitAndAck(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		m, _ := e.publish(t, messaging.Message{})
-		crashing := stream.NewConsumer(e.DB, e.Client, e.fast("a"), record)
+		crashing := stream.NewConsumer(e.DB, e.Client, e.fast("a"), stream.Each(record))
 		crashed := make(chan struct{})
 		stream.SetAfterCommit(crashing, func(string) error { close(crashed); return errors.New("crash") })
 		stop := run(t, crashing)
@@ -238,10 +238,10 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 		}
 
 		var calls atomic.Int32
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("b"), func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("b"), stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
 			calls.Add(1)
 			return record(ctx, tx, msg)
-		}))
+		})))
 		mt.Eventually(t, 5*time.Second, "acknowledged by b", func() bool { return e.pending(t) == 0 })
 		if calls.Load() != 0 || e.effects(t, m.ID) != 1 {
 			t.Fatalf("handler ran %d times again, %d effects; want 0 and 1", calls.Load(), e.effects(t, m.ID))
@@ -259,10 +259,10 @@ func TestDeadLetterAfterMaxDeliveries(t *testing.T) {
 		cfg.MaxDeliveries = 3
 		cfg.ClaimIdle = 30 * time.Millisecond
 		m, id := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, cfg, func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
 			calls.Add(1)
 			return errors.New("boom")
-		}))
+		})))
 		mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
 		dead := e.dlq(t)[0].Values
 		if !strings.Contains(dead[stream.FieldReason].(string), "boom") || dead[stream.FieldDeliveries] != "3" ||
@@ -288,10 +288,10 @@ func TestDeadLetterWhenDeliveriesExceeded(t *testing.T) {
 			t.Fatal(err)
 		}
 		var calls atomic.Int32
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
 			calls.Add(1)
 			return nil
-		}))
+		})))
 		mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
 		dead := e.dlq(t)[0].Values
 		if dead[stream.FieldDeliveries] != "6" || !strings.Contains(dead[stream.FieldReason].(string), "never acknowledged") {
@@ -316,7 +316,7 @@ func TestDeletedPendingEntryIsDeadLettered(t *testing.T) {
 	e.Client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "dead", Streams: []string{e.stream, ">"}, Count: 1})
 	e.Client.XDel(ctx, e.stream, id)
 
-	run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), record))
+	run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(record)))
 	mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
 	dead := e.dlq(t)[0].Values
 	if dead[stream.FieldOriginalID] != id || !strings.Contains(dead[stream.FieldReason].(string), "deleted") {
@@ -329,10 +329,10 @@ func TestMalformedEntryIsDeadLettered(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		id := e.Client.XAdd(context.Background(), &redis.XAddArgs{Stream: e.stream, Values: map[string]any{"id": "nope", "payload": "{"}}).Val()
 		var calls atomic.Int32
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
 			calls.Add(1)
 			return nil
-		}))
+		})))
 		mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
 		dead := e.dlq(t)[0].Values
 		if !strings.HasPrefix(dead[stream.FieldReason].(string), "malformed entry") || dead[stream.FieldOriginalID] != id || dead["payload"] != "{" {
@@ -350,12 +350,12 @@ func TestMalformedEntryIsDeadLettered(t *testing.T) {
 func TestPermanentErrorIsDeadLetteredAtOnce(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		m, _ := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
 			if err := record(ctx, tx, msg); err != nil {
 				return err
 			}
 			return stream.Permanent(fmt.Errorf("result for unknown order"))
-		}))
+		})))
 		mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
 		dead := e.dlq(t)[0].Values
 		if !strings.Contains(dead[stream.FieldReason].(string), "unknown order") || dead[stream.FieldDeliveries] != "1" {
@@ -374,11 +374,11 @@ func TestGracefulStopFinishesTheMessageInHand(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		m, _ := e.publish(t, messaging.Message{})
 		entered, release := make(chan struct{}), make(chan struct{})
-		stop := run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		stop := run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
 			close(entered)
 			<-release
 			return record(ctx, tx, msg)
-		}))
+		})))
 		<-entered
 		stopped := make(chan struct{})
 		go func() { stop(); close(stopped) }()
@@ -399,7 +399,7 @@ func TestConsumerRecoversFromRedisRestart(t *testing.T) {
 	logs := &mt.LogRecorder{}
 	cfg := e.fast("c")
 	cfg.Logger = slog.New(logs)
-	run(t, stream.NewConsumer(e.DB, e.Client, cfg, record))
+	run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(record)))
 	first, _ := e.publish(t, messaging.Message{})
 	mt.Eventually(t, 5*time.Second, "first message applied", func() bool { return e.effects(t, first.ID) == 1 })
 
@@ -425,7 +425,7 @@ func TestProcessSpanIsChildOfPublishSpan(t *testing.T) {
 	pctx, publish := otel.Tracer("test").Start(context.Background(), "publish", trace.WithSpanKind(trace.SpanKindProducer))
 	m, _ := e.publish(t, messaging.Message{}.WithTrace(pctx))
 	publish.End()
-	run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), record))
+	run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(record)))
 	mt.Eventually(t, 5*time.Second, "applied", func() bool { return e.effects(t, m.ID) == 1 })
 
 	var process sdktrace.ReadOnlySpan

@@ -31,7 +31,7 @@ func newConsumerMetrics(m metric.Meter) consumerMetrics {
 	cm.deadLettered, _ = m.Int64Counter("messaging.consumer.dead_lettered",
 		metric.WithUnit("{message}"), metric.WithDescription("Messages moved to the dead-letter stream"))
 	cm.duration, _ = m.Float64Histogram("messaging.process.duration",
-		metric.WithUnit("s"), metric.WithDescription("Duration of one handler run with its transaction"),
+		metric.WithUnit("s"), metric.WithDescription("Duration of one handler run, for a batch or one message, with its transaction"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	cm.pending, _ = m.Int64ObservableGauge("messaging.consumer.pending",
 		metric.WithUnit("{message}"), metric.WithDescription("Entries delivered to the group and not yet acknowledged"))

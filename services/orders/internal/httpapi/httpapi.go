@@ -170,9 +170,12 @@ func (h *handlers) paymentStatus(ctx context.Context, in *paymentStatusInput) (*
 	res := order.PaymentCompleted{OrderID: b.OrderID, Status: order.Status(b.Status), Reason: b.Reason}
 	var o order.Order
 	err := inbox.Process(ctx, h.DB, b.MessageID, order.PaymentCompletedType, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		o, err = h.Payments.Apply(ctx, tx, res)
-		return err
+		orders, err := h.Payments.Apply(ctx, tx, []order.PaymentCompleted{res})
+		if err != nil {
+			return err
+		}
+		o = orders[0]
+		return nil
 	})
 	if errors.Is(err, inbox.ErrDuplicate) {
 		o, err = h.Orders.Get(ctx, b.OrderID)

@@ -12,6 +12,7 @@ import (
 
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
+	"shop/services/platform/stream"
 )
 
 // The streams and message types of the payment flow.
@@ -57,25 +58,48 @@ type Payments struct {
 // NewPayments returns a Payments on s.
 func NewPayments(s Store) *Payments { return &Payments{store: s} }
 
-// Apply applies a payment result within tx and returns the order.
-func (p *Payments) Apply(ctx context.Context, tx bun.IDB, res PaymentCompleted) (Order, error) {
-	return p.store.Update(ctx, tx, res.OrderID, func(o *Order) (bool, error) {
-		return o.ApplyPayment(res.Status, res.Reason, time.Now().UTC())
+// Apply applies payment results, in order, within tx, with one UpdateAll
+// for them all, and returns the orders as each result left them, one per
+// result. A result for an order an earlier one settled is a no-op.
+func (p *Payments) Apply(ctx context.Context, tx bun.IDB, results []PaymentCompleted) ([]Order, error) {
+	ids := make([]uuid.UUID, len(results))
+	for i, res := range results {
+		ids[i] = res.OrderID
+	}
+	now := time.Now().UTC()
+	return p.store.UpdateAll(ctx, tx, ids, func(i int, o *Order) (bool, error) {
+		return o.ApplyPayment(results[i].Status, results[i].Reason, now)
 	})
 }
 
-// Handle is the stream handler for payment.completed messages.
-func (p *Payments) Handle(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
-	if msg.Type != PaymentCompletedType {
-		return fmt.Errorf("%w: unexpected message type %q", ErrPermanent, msg.Type)
+// HandleBatch is the stream handler for payment.completed messages: it
+// applies a whole batch at once. A message that can never apply fails the
+// batch with an error wrapping ErrPermanent; the consumer then retries the
+// messages one by one and dead-letters only that one.
+func (p *Payments) HandleBatch(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+	results := make([]PaymentCompleted, len(batch))
+	for i, d := range batch {
+		res, err := decodeResult(d.Message)
+		if err != nil {
+			return fmt.Errorf("message %s: %w", d.ID, err)
+		}
+		results[i] = res
 	}
-	var res PaymentCompleted
-	if err := json.Unmarshal(msg.Payload, &res); err != nil {
-		return fmt.Errorf("%w: decode payload: %v", ErrPermanent, err)
-	}
-	_, err := p.Apply(ctx, tx, res)
+	_, err := p.Apply(ctx, tx, results)
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidResult) {
-		return fmt.Errorf("%w: order %s: %v", ErrPermanent, res.OrderID, err)
+		return fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
 	return err
+}
+
+// decodeResult reads the payment result msg carries.
+func decodeResult(msg messaging.Message) (PaymentCompleted, error) {
+	var res PaymentCompleted
+	if msg.Type != PaymentCompletedType {
+		return res, fmt.Errorf("%w: unexpected message type %q", ErrPermanent, msg.Type)
+	}
+	if err := json.Unmarshal(msg.Payload, &res); err != nil {
+		return res, fmt.Errorf("%w: decode payload: %v", ErrPermanent, err)
+	}
+	return res, nil
 }

@@ -84,10 +84,16 @@ func (o *Order) ApplyPayment(status Status, reason string, now time.Time) (bool,
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // Store keeps orders. Create writes the order together with its payment
-// request message; Update runs fn on the order inside tx and saves it.
+// request message.
 type Store interface {
 	Create(ctx context.Context, o Order) error
 	Get(ctx context.Context, id uuid.UUID) (Order, error)
 	ListByUser(ctx context.Context, userID int64, limit int) ([]Order, error)
-	Update(ctx context.Context, tx bun.IDB, id uuid.UUID, fn func(o *Order) (bool, error)) (Order, error)
+	// UpdateAll loads the orders with ids within tx, calls fn(i, o) for
+	// each ids[i] in turn, and saves the orders fn changed. An id given
+	// twice is the same order: fn sees it the second time as it left it
+	// the first. It returns each order as fn left it, one per id. A missing
+	// order is an error wrapping ErrNotFound; an error from fn is returned
+	// wrapped, and nothing is saved.
+	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *Order) (bool, error)) ([]Order, error)
 }

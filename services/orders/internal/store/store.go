@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/orders/internal/order"
+	"shop/services/platform/database"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
 )
@@ -100,16 +101,8 @@ func (s *Store) Create(ctx context.Context, o order.Order) error {
 
 // Get returns the order with id.
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
-	return get(ctx, s.db, id, false)
-}
-
-func get(ctx context.Context, db bun.IDB, id uuid.UUID, forUpdate bool) (order.Order, error) {
 	row := new(orderRow)
-	q := db.NewSelect().Model(row).Where("id = ?", id)
-	if forUpdate && db.Dialect().Name().String() == "pg" {
-		q = q.For("UPDATE")
-	}
-	err := q.Scan(ctx)
+	err := s.db.NewSelect().Model(row).Where("id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return order.Order{}, order.ErrNotFound
 	}
@@ -137,29 +130,69 @@ func (s *Store) ListByUser(ctx context.Context, userID int64, limit int) ([]orde
 	return orders, nil
 }
 
-// Update locks the order (on PostgreSQL), lets fn change it, and saves it if
-// fn reports a change; all within tx.
-func (s *Store) Update(ctx context.Context, tx bun.IDB, id uuid.UUID, fn func(o *order.Order) (bool, error)) (order.Order, error) {
-	o, err := get(ctx, tx, id, true)
-	if err != nil {
-		return order.Order{}, err
+// UpdateAll implements order.Store with two statements whatever the number
+// of ids: one SELECT, which on PostgreSQL locks the orders in id order so
+// that two batches never wait for each other in a cycle (SQLite has a single
+// writer), and one UPDATE of the orders fn changed, none if it changed none.
+func (s *Store) UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error) {
+	var rows []orderRow
+	q := tx.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Order("id")
+	if database.IsPostgres(tx) {
+		q = q.For("UPDATE")
 	}
-	changed, err := fn(&o)
-	if err != nil || !changed {
-		return o, err
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get orders: %w", err)
+	}
+	byID := make(map[uuid.UUID]*order.Order, len(rows))
+	for i := range rows {
+		o := rows[i].order()
+		byID[o.ID] = &o
+	}
+	orders := make([]order.Order, len(ids))
+	var changed []*order.Order // each once, saved as fn last left it
+	saved := make(map[uuid.UUID]bool)
+	for i, id := range ids {
+		o, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+		}
+		updated, err := fn(i, o)
+		if err != nil {
+			return nil, fmt.Errorf("order %s: %w", id, err)
+		}
+		if updated && !saved[id] {
+			saved[id] = true
+			changed = append(changed, o)
+		}
+		orders[i] = *o
+	}
+	if err := save(ctx, tx, changed); err != nil {
+		return nil, err
+	}
+	return orders, nil
+}
+
+// save writes the status of changed orders with one UPDATE.
+func save(ctx context.Context, tx bun.IDB, changed []*order.Order) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	rows := make([]*orderRow, len(changed))
+	for i, o := range changed {
+		rows[i] = toRow(*o)
 	}
 	// Only a NEW order can change: the domain says so, and the WHERE clause
 	// makes sure even if two writers raced past the read.
-	res, err := tx.NewUpdate().Model(toRow(o)).
+	res, err := tx.NewUpdate().Model(&rows).
 		Column("status", "cancel_reason", "updated_at").
-		WherePK().
-		Where("status = ?", string(order.New)).
+		Bulk().
+		Where("?TableAlias.status = ?", string(order.New)).
 		Exec(ctx)
 	if err != nil {
-		return order.Order{}, fmt.Errorf("update order %s: %w", id, err)
+		return fmt.Errorf("update %d orders: %w", len(rows), err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return order.Order{}, fmt.Errorf("update order %s: it changed concurrently", id)
+	if n, _ := res.RowsAffected(); n != int64(len(rows)) {
+		return fmt.Errorf("update %d orders: %d changed concurrently", len(rows), int64(len(rows))-n)
 	}
-	return o, nil
+	return nil
 }

@@ -17,6 +17,8 @@ import (
 
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
+	"shop/services/platform/outbox"
+	"shop/services/platform/stream"
 )
 
 // The streams and message types payments reads and writes.
@@ -73,18 +75,26 @@ type Result struct {
 var ErrPermanent = errors.New("unprocessable payment request")
 
 // Ledger applies payments within a transaction the caller owns (with the
-// inbox record of the message).
+// inbox records of the messages).
 type Ledger interface {
-	// Pay debits the account of req.UserID by req.Amount if its balance
-	// allows, opening an empty account if there is none, and records the
-	// outcome once per order. If the order was paid or declined before, it
-	// returns that outcome with existing true and changes nothing.
-	Pay(ctx context.Context, tx bun.Tx, req Request) (res Result, existing bool, err error)
+	// PayAll pays for the orders of reqs in turn: it debits the account of
+	// req.UserID by req.Amount if its balance allows, opening an empty
+	// account if there is none, and records the outcome once per order. An
+	// order paid or declined before (or earlier in reqs) keeps that outcome,
+	// reported with Existing true, and nothing changes for it.
+	PayAll(ctx context.Context, tx bun.Tx, reqs []Request) ([]Outcome, error)
+}
+
+// Outcome is what became of one payment request.
+type Outcome struct {
+	Result
+	// Existing reports an outcome decided before, whose result was sent then.
+	Existing bool
 }
 
 // Outbox writes messages in the caller's transaction.
 type Outbox interface {
-	Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error)
+	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
 	Notify(ctx context.Context)
 }
 
@@ -125,27 +135,49 @@ func (p *Processor) Process(ctx context.Context, tx bun.Tx, req Request) (Result
 	if err := req.Validate(); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
-	res, existing, err := p.ledger.Pay(ctx, tx, req)
-	if err != nil {
-		return Result{}, fmt.Errorf("pay for order %s: %w", req.OrderID, err)
-	}
-	if existing {
-		// The result was sent when the order was first processed.
-		return res, nil
-	}
-	payload, err := json.Marshal(res)
+	results, err := p.process(ctx, tx, []Request{req}, []context.Context{ctx})
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := p.outbox.Add(ctx, tx, messaging.Message{Stream: ResultsStream, Type: CompletedType, Payload: payload}); err != nil {
-		return Result{}, err
+	return results[0], nil
+}
+
+// process pays for the orders of reqs within tx, a few statements for all
+// of them, and writes the result of each newly decided one to the outbox in
+// the same transaction, in the trace of its request's context in ctxs.
+func (p *Processor) process(ctx context.Context, tx bun.Tx, reqs []Request, ctxs []context.Context) ([]Result, error) {
+	outcomes, err := p.ledger.PayAll(ctx, tx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("pay for %d orders: %w", len(reqs), err)
+	}
+	results := make([]Result, len(outcomes))
+	var msgs []outbox.Pending
+	for i, o := range outcomes {
+		results[i] = o.Result
+		if o.Existing {
+			continue // the result was sent when the order was first processed
+		}
+		payload, err := json.Marshal(o.Result)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, outbox.Pending{Ctx: ctxs[i], Message: messaging.Message{
+			Stream: ResultsStream, Type: CompletedType, Payload: payload,
+		}})
+	}
+	if _, err := p.outbox.AddAll(ctx, tx, msgs); err != nil {
+		return nil, err
 	}
 	// Counted when decided; a transaction that then fails to commit is
 	// retried and counted again, which is rare enough for a rate.
-	p.outcomes.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("payment.status", string(res.Status)),
-		attribute.String("payment.reason", reasonLabel(res.Reason))))
-	return res, nil
+	for i, o := range outcomes {
+		if !o.Existing {
+			p.outcomes.Add(ctxs[i], 1, metric.WithAttributes(
+				attribute.String("payment.status", string(o.Status)),
+				attribute.String("payment.reason", reasonLabel(o.Reason))))
+		}
+	}
+	return results, nil
 }
 
 // reasonLabel keeps the reason attribute to a known, small set.
@@ -165,15 +197,25 @@ func reasonLabel(reason string) string {
 // ran has committed, so the result leaves at once.
 func (p *Processor) Committed(ctx context.Context) { p.outbox.Notify(ctx) }
 
-// Handle is the stream handler for payment.requested messages.
-func (p *Processor) Handle(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
-	if msg.Type != RequestedType {
-		return fmt.Errorf("%w: unexpected message type %q", ErrPermanent, msg.Type)
+// Handle is the stream handler for payment.requested messages: the whole
+// batch is paid with a few statements. A malformed message fails the batch
+// with ErrPermanent; the consumer then applies each message alone, and only
+// that one is dead-lettered.
+func (p *Processor) Handle(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+	reqs := make([]Request, len(batch))
+	ctxs := make([]context.Context, len(batch))
+	for i, d := range batch {
+		if d.Type != RequestedType {
+			return fmt.Errorf("%w: message %s: unexpected type %q", ErrPermanent, d.ID, d.Type)
+		}
+		if err := json.Unmarshal(d.Payload, &reqs[i]); err != nil {
+			return fmt.Errorf("%w: message %s: decode payload: %v", ErrPermanent, d.ID, err)
+		}
+		if err := reqs[i].Validate(); err != nil {
+			return fmt.Errorf("%w: message %s: %v", ErrPermanent, d.ID, err)
+		}
+		ctxs[i] = d.Ctx
 	}
-	var req Request
-	if err := json.Unmarshal(msg.Payload, &req); err != nil {
-		return fmt.Errorf("%w: decode payload: %v", ErrPermanent, err)
-	}
-	_, err := p.Process(ctx, tx, req)
+	_, err := p.process(ctx, tx, reqs, ctxs)
 	return err
 }

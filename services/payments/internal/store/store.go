@@ -16,6 +16,7 @@ import (
 
 	"shop/services/payments/internal/account"
 	"shop/services/payments/internal/payment"
+	"shop/services/platform/database"
 	"shop/services/platform/money"
 )
 
@@ -152,54 +153,167 @@ func insertLedger(ctx context.Context, tx bun.IDB, userID int64, kind string, am
 	return nil
 }
 
-// Pay implements payment.Ledger. A concurrent Pay for the same order (a
-// duplicate with another message id) fails on the unique order id of the
-// payments table or ledger and rolls back; its retry then finds the outcome.
-func (s *Store) Pay(ctx context.Context, tx bun.Tx, req payment.Request) (payment.Result, bool, error) {
-	prev := new(paymentRow)
-	err := tx.NewSelect().Model(prev).Where("order_id = ?", req.OrderID).Scan(ctx)
-	if err == nil {
-		return payment.Result{OrderID: prev.OrderID, Status: payment.Status(prev.Status), Reason: prev.Reason}, true, nil
+// PayAll implements payment.Ledger with a few statements for the whole
+// batch, whatever its size: it reads the outcomes recorded before, locks
+// the accounts (in user id order, so concurrent batches never deadlock on
+// them), opens the missing ones, decides every payment in Go, and writes
+// the balances, the debits and the outcomes with one statement each. A
+// concurrent PayAll for the same order (a duplicate under another message
+// id) fails on the unique order id of the payments table and rolls back;
+// its retry then finds the outcome.
+func (s *Store) PayAll(ctx context.Context, tx bun.Tx, reqs []payment.Request) ([]payment.Outcome, error) {
+	outcomes := make([]payment.Outcome, len(reqs))
+	decided, err := recordedOutcomes(ctx, tx, reqs)
+	if err != nil {
+		return nil, err
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return payment.Result{}, false, fmt.Errorf("look up payment: %w", err)
+	var users []int64
+	for _, req := range reqs {
+		if _, ok := decided[req.OrderID]; !ok {
+			users = append(users, req.UserID)
+		}
+	}
+	t := now()
+	accounts, opened, err := lockAccounts(ctx, tx, users, t)
+	if err != nil {
+		return nil, err
 	}
 
-	t := now()
-	res := payment.Result{OrderID: req.OrderID, Status: payment.Finished}
-	upd, err := tx.NewUpdate().Model((*accountRow)(nil)).
-		Set("balance = balance - ?", int64(req.Amount)).
-		Set("updated_at = ?", t).
-		Where("user_id = ?", req.UserID).
-		Where("balance >= ?", int64(req.Amount)).
-		Exec(ctx)
+	var debits []ledgerRow
+	var payments []paymentRow
+	debited := map[int64]bool{}
+	for i, req := range reqs {
+		if res, ok := decided[req.OrderID]; ok {
+			outcomes[i] = payment.Outcome{Result: res, Existing: true}
+			continue
+		}
+		res := payment.Result{OrderID: req.OrderID, Status: payment.Finished}
+		acc := accounts[req.UserID]
+		switch {
+		case acc.Balance >= int64(req.Amount):
+			acc.Balance -= int64(req.Amount)
+			acc.UpdatedAt = t
+			debited[req.UserID] = true
+			id, err := uuid.NewV7()
+			if err != nil {
+				return nil, err
+			}
+			orderID := req.OrderID
+			debits = append(debits, ledgerRow{ID: id, UserID: req.UserID, Kind: "debit", Amount: int64(req.Amount), OrderID: &orderID, CreatedAt: t})
+		case opened[req.UserID]:
+			res.Status, res.Reason = payment.Cancelled, payment.ReasonNoAccount
+			delete(opened, req.UserID) // the user's next order finds the account
+		default:
+			res.Status, res.Reason = payment.Cancelled, payment.ReasonInsufficientFunds
+		}
+		decided[req.OrderID] = res
+		outcomes[i] = payment.Outcome{Result: res}
+		payments = append(payments, paymentRow{
+			OrderID: req.OrderID, UserID: req.UserID, Amount: int64(req.Amount),
+			Status: string(res.Status), Reason: res.Reason, CreatedAt: t,
+		})
+	}
+
+	if len(debited) > 0 {
+		rows := make([]accountRow, 0, len(debited))
+		for userID := range debited {
+			rows = append(rows, *accounts[userID])
+		}
+		if _, err := tx.NewUpdate().Model(&rows).Column("balance", "updated_at").Bulk().Exec(ctx); err != nil {
+			return nil, fmt.Errorf("debit %d accounts: %w", len(rows), err)
+		}
+		if _, err := tx.NewInsert().Model(&debits).Exec(ctx); err != nil {
+			return nil, fmt.Errorf("record %d debits: %w", len(debits), err)
+		}
+	}
+	if len(payments) > 0 {
+		if _, err := tx.NewInsert().Model(&payments).Exec(ctx); err != nil {
+			return nil, fmt.Errorf("record %d payments: %w", len(payments), err)
+		}
+	}
+	return outcomes, nil
+}
+
+// recordedOutcomes returns the outcomes recorded before for the orders of
+// reqs.
+func recordedOutcomes(ctx context.Context, tx bun.Tx, reqs []payment.Request) (map[uuid.UUID]payment.Result, error) {
+	ids := make([]uuid.UUID, len(reqs))
+	for i, req := range reqs {
+		ids[i] = req.OrderID
+	}
+	var rows []paymentRow
+	if err := tx.NewSelect().Model(&rows).Where("order_id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("look up payments: %w", err)
+	}
+	decided := make(map[uuid.UUID]payment.Result, len(reqs))
+	for _, r := range rows {
+		decided[r.OrderID] = payment.Result{OrderID: r.OrderID, Status: payment.Status(r.Status), Reason: r.Reason}
+	}
+	return decided, nil
+}
+
+// lockAccounts returns the accounts of users, locked for the rest of tx,
+// opening with a zero balance those that do not exist (reported in
+// opened). On PostgreSQL the rows are locked in user id order; on SQLite
+// the transaction is the only writer.
+func lockAccounts(ctx context.Context, tx bun.Tx, users []int64, t time.Time) (accounts map[int64]*accountRow, opened map[int64]bool, err error) {
+	accounts = make(map[int64]*accountRow, len(users))
+	opened = map[int64]bool{}
+	if len(users) == 0 {
+		return accounts, opened, nil
+	}
+	if err := selectForUpdate(ctx, tx, users, accounts); err != nil {
+		return nil, nil, err
+	}
+	var missing []accountRow
+	for _, userID := range users {
+		if _, ok := accounts[userID]; !ok {
+			accounts[userID] = &accountRow{UserID: userID, CreatedAt: t, UpdatedAt: t}
+			missing = append(missing, *accounts[userID])
+		}
+	}
+	if len(missing) == 0 {
+		return accounts, opened, nil
+	}
+	var created []int64
+	_, err = tx.NewInsert().Model(&missing).On("CONFLICT (user_id) DO NOTHING").Returning("user_id").Exec(ctx, &created)
 	if err != nil {
-		return payment.Result{}, false, fmt.Errorf("debit: %w", err)
+		return nil, nil, fmt.Errorf("open %d accounts: %w", len(missing), err)
 	}
-	if n, _ := upd.RowsAffected(); n == 1 {
-		orderID := req.OrderID
-		if err := insertLedger(ctx, tx, req.UserID, "debit", int64(req.Amount), &orderID, t); err != nil {
-			return payment.Result{}, false, err
-		}
-	} else {
-		res.Status, res.Reason = payment.Cancelled, payment.ReasonInsufficientFunds
-		opened, err := tx.NewInsert().Model(&accountRow{UserID: req.UserID, CreatedAt: t, UpdatedAt: t}).
-			On("CONFLICT (user_id) DO NOTHING").Exec(ctx)
-		if err != nil {
-			return payment.Result{}, false, fmt.Errorf("open account: %w", err)
-		}
-		if n, _ := opened.RowsAffected(); n == 1 {
-			res.Reason = payment.ReasonNoAccount
+	for _, userID := range created {
+		opened[userID] = true
+	}
+	if len(created) == len(missing) {
+		return accounts, opened, nil
+	}
+	// Opened meanwhile by a request of their own: lock them as they are.
+	var raced []int64
+	for _, row := range missing {
+		if !opened[row.UserID] {
+			raced = append(raced, row.UserID)
 		}
 	}
-	row := &paymentRow{
-		OrderID: req.OrderID, UserID: req.UserID, Amount: int64(req.Amount),
-		Status: string(res.Status), Reason: res.Reason, CreatedAt: t,
+	if err := selectForUpdate(ctx, tx, raced, accounts); err != nil {
+		return nil, nil, err
 	}
-	if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-		return payment.Result{}, false, fmt.Errorf("record payment: %w", err)
+	return accounts, opened, nil
+}
+
+// selectForUpdate reads the accounts of users into accounts, locking them
+// in user id order on PostgreSQL.
+func selectForUpdate(ctx context.Context, tx bun.Tx, users []int64, accounts map[int64]*accountRow) error {
+	var rows []accountRow
+	q := tx.NewSelect().Model(&rows).Where("user_id IN (?)", bun.In(users)).Order("user_id")
+	if database.IsPostgres(tx) {
+		q = q.For("UPDATE")
 	}
-	return res, false, nil
+	if err := q.Scan(ctx); err != nil {
+		return fmt.Errorf("lock %d accounts: %w", len(users), err)
+	}
+	for i := range rows {
+		accounts[rows[i].UserID] = &rows[i]
+	}
+	return nil
 }
 
 // Outcome returns the recorded outcome of an order's payment.

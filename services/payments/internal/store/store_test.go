@@ -129,17 +129,22 @@ func TestConcurrentCreateOneWins(t *testing.T) {
 
 func pay(t *testing.T, db *bun.DB, s *store.Store, req payment.Request) (payment.Result, bool) {
 	t.Helper()
-	var res payment.Result
-	var existing bool
+	o := payAll(t, db, s, req)[0]
+	return o.Result, o.Existing
+}
+
+func payAll(t *testing.T, db *bun.DB, s *store.Store, reqs ...payment.Request) []payment.Outcome {
+	t.Helper()
+	var outcomes []payment.Outcome
 	err := db.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		res, existing, err = s.Pay(ctx, tx, req)
+		outcomes, err = s.PayAll(ctx, tx, reqs)
 		return err
 	})
 	if err != nil {
-		t.Fatalf("Pay(%+v): %v", req, err)
+		t.Fatalf("PayAll(%+v): %v", reqs, err)
 	}
-	return res, existing
+	return outcomes
 }
 
 func TestPay(t *testing.T) {
@@ -190,6 +195,115 @@ func TestPay(t *testing.T) {
 	})
 }
 
+// A batch is decided in order, as if its payments came one by one: each
+// sees the balance the ones before it left, an order twice is paid once,
+// and a user without an account gets one, with the first order saying so.
+func TestPayAllDecidesInOrder(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db)
+		for user, balance := range map[int64]money.Positive{1: 10_000, 3: 500} {
+			if _, err := s.Create(ctx, user); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.TopUp(ctx, user, balance); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := payment.Request{OrderID: uuid.New(), UserID: 3, Amount: 200}
+		pay(t, db, s, before)
+
+		first := payment.Request{OrderID: uuid.New(), UserID: 1, Amount: 3_000}
+		reqs := []payment.Request{
+			first,
+			{OrderID: uuid.New(), UserID: 1, Amount: 5_000},
+			{OrderID: uuid.New(), UserID: 1, Amount: 2_001}, // 2,000 left
+			{OrderID: uuid.New(), UserID: 2, Amount: 1},     // no account
+			{OrderID: uuid.New(), UserID: 1, Amount: 2_000},
+			first,
+			{OrderID: uuid.New(), UserID: 2, Amount: 1}, // the account now exists, empty
+			before,
+			{OrderID: uuid.New(), UserID: 3, Amount: 300},
+		}
+		want := []struct {
+			status   payment.Status
+			reason   string
+			existing bool
+		}{
+			{payment.Finished, "", false},
+			{payment.Finished, "", false},
+			{payment.Cancelled, payment.ReasonInsufficientFunds, false},
+			{payment.Cancelled, payment.ReasonNoAccount, false},
+			{payment.Finished, "", false},
+			{payment.Finished, "", true},
+			{payment.Cancelled, payment.ReasonInsufficientFunds, false},
+			{payment.Finished, "", true},
+			{payment.Finished, "", false},
+		}
+		got := payAll(t, db, s, reqs...)
+		for i, w := range want {
+			if g := got[i]; g.OrderID != reqs[i].OrderID || g.Status != w.status || g.Reason != w.reason || g.Existing != w.existing {
+				t.Errorf("outcome %d = %+v, want %+v", i, g, w)
+			}
+		}
+		for user, balance := range map[int64]money.Amount{1: 0, 2: 0, 3: 0} {
+			if a, err := s.Get(ctx, user); err != nil || a.Balance != balance {
+				t.Errorf("account %d = %+v, %v; want balance %s", user, a, err, balance)
+			}
+		}
+		checkLedger(t, db)
+	})
+}
+
+// Batches that lock the same accounts at once, listed in opposite orders,
+// neither deadlock nor lose a debit: the accounts are locked in user id
+// order.
+func TestConcurrentBatchesOverSharedAccounts(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db)
+		const users, rounds = 8, 20
+		for user := int64(1); user <= users; user++ {
+			if _, err := s.Create(ctx, user); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.TopUp(ctx, user, 1_000_000); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for worker := range 2 {
+			wg.Go(func() {
+				for range rounds {
+					var reqs []payment.Request
+					for i := range int64(users) {
+						user := 1 + i
+						if worker == 1 {
+							user = users - i
+						}
+						reqs = append(reqs, payment.Request{OrderID: uuid.New(), UserID: user, Amount: 100})
+					}
+					err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+						_, err := s.PayAll(ctx, tx, reqs)
+						return err
+					})
+					if err != nil {
+						t.Errorf("PayAll: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for user := int64(1); user <= users; user++ {
+			if a, _ := s.Get(ctx, user); a.Balance != 1_000_000-2*rounds*100 {
+				t.Errorf("account %d: balance %s, want %s", user, a.Balance, money.Amount(1_000_000-2*rounds*100))
+			}
+		}
+		checkLedger(t, db)
+	})
+}
+
 func TestConcurrentPaymentsOfOneOrderDebitOnce(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
@@ -207,7 +321,7 @@ func TestConcurrentPaymentsOfOneOrderDebitOnce(t *testing.T) {
 				// A losing duplicate may fail on the unique order id and
 				// roll back; what matters is the balance.
 				_ = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					_, _, err := s.Pay(ctx, tx, req)
+					_, err := s.PayAll(ctx, tx, []payment.Request{req})
 					return err
 				})
 			})

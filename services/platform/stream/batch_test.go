@@ -1,0 +1,249 @@
+package stream_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"shop/services/platform/messaging"
+	mt "shop/services/platform/messaging/messagingtest"
+	"shop/services/platform/stream"
+)
+
+// batchRecorder is a batch handler that writes each message's effect and
+// remembers the messages of each call.
+type batchRecorder struct {
+	mu    sync.Mutex
+	calls [][]stream.Delivery
+	// check, if set, runs after the effects are written and its error is
+	// the handler's, so the effects of a failed batch that committed would
+	// show.
+	check func([]stream.Delivery) error
+}
+
+func (r *batchRecorder) handle(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, slices.Clone(batch))
+	r.mu.Unlock()
+	for _, d := range batch {
+		if err := record(ctx, tx, d.Message); err != nil {
+			return err
+		}
+	}
+	if r.check != nil {
+		return r.check(batch)
+	}
+	return nil
+}
+
+// sizes returns the size of each batch handled so far.
+func (r *batchRecorder) sizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n []int
+	for _, c := range r.calls {
+		n = append(n, len(c))
+	}
+	return n
+}
+
+func (r *batchRecorder) batches() [][]stream.Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// settled waits until the group has read every entry and acknowledged it.
+func (e env) settled(t *testing.T) {
+	t.Helper()
+	mt.Eventually(t, 5*time.Second, "all entries delivered and acknowledged", func() bool {
+		return e.delivered(t) && e.pending(t) == 0
+	})
+}
+
+// Messages published before the consumer starts reach the handler together:
+// one call with all ten, in stream order, each applied once.
+func TestHandlerGetsMessagesInOneBatch(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		var msgs []messaging.Message
+		for range 10 {
+			m, _ := e.publish(t, messaging.Message{})
+			msgs = append(msgs, m)
+		}
+		h := &batchRecorder{}
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h.handle))
+		e.settled(t)
+
+		if got := h.sizes(); !slices.Equal(got, []int{10}) {
+			t.Fatalf("batch sizes %v, want one batch of 10", got)
+		}
+		for i, d := range h.batches()[0] {
+			if d.ID != msgs[i].ID {
+				t.Fatalf("delivery %d is message %s, want %s (stream order)", i, d.ID, msgs[i].ID)
+			}
+			if n := e.effects(t, d.ID); n != 1 {
+				t.Fatalf("message %s took effect %d times, want once", d.ID, n)
+			}
+		}
+	})
+}
+
+// Each delivery of a batch carries the context of its own process span:
+// a recording span in the trace of the span that published that message,
+// whose parent is that publishing span.
+func TestDeliveryContextContinuesItsMessagesTrace(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		publishers := map[uuid.UUID]trace.SpanContext{}
+		for i := range 4 {
+			pctx, publish := otel.Tracer("test").Start(context.Background(), fmt.Sprintf("publish %d", i),
+				trace.WithSpanKind(trace.SpanKindProducer))
+			m, _ := e.publish(t, messaging.Message{}.WithTrace(pctx))
+			publish.End()
+			publishers[m.ID] = publish.SpanContext()
+		}
+		var mu sync.Mutex
+		seen := map[uuid.UUID]trace.SpanContext{}
+		recording := map[uuid.UUID]bool{}
+		h := &batchRecorder{check: func(batch []stream.Delivery) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range batch {
+				seen[d.ID] = trace.SpanContextFromContext(d.Ctx)
+				recording[d.ID] = trace.SpanFromContext(d.Ctx).IsRecording()
+			}
+			return nil
+		}}
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h.handle))
+		e.settled(t)
+
+		if got := h.sizes(); !slices.Equal(got, []int{4}) {
+			t.Fatalf("batch sizes %v, want one batch of 4", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		processes := map[trace.SpanID]trace.SpanID{} // process span → its parent
+		mt.Eventually(t, time.Second, "process spans ended", func() bool {
+			for _, s := range spans.Ended() {
+				if s.Name() == e.stream+" process" {
+					processes[s.SpanContext().SpanID()] = s.Parent().SpanID()
+				}
+			}
+			return len(processes) >= len(publishers)
+		})
+		for id, publish := range publishers {
+			got, ok := seen[id]
+			switch {
+			case !ok:
+				t.Fatalf("message %s never reached the handler", id)
+			case !recording[id]:
+				t.Fatalf("message %s: the delivery's span is not recording", id)
+			case got.TraceID() != publish.TraceID():
+				t.Fatalf("message %s: delivery in trace %s, want its publisher's %s", id, got.TraceID(), publish.TraceID())
+			case got.SpanID() == publish.SpanID():
+				t.Fatalf("message %s: delivery carries the publish span, want a process span of its own", id)
+			case processes[got.SpanID()] != publish.SpanID():
+				t.Fatalf("message %s: the delivery's span is not a process span below its publish span", id)
+			}
+		}
+	})
+}
+
+// A message published twice (two entries, one id) in one batch reaches the
+// handler once; a batch holding only messages processed before does not
+// call the handler at all.
+func TestDuplicatesInABatchAreLeftOut(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		a, _ := e.publish(t, messaging.Message{})
+		b, _ := e.publish(t, messaging.Message{})
+		e.publish(t, a) // the same message again, as a relay retry would
+		c, _ := e.publish(t, messaging.Message{})
+
+		h := &batchRecorder{}
+		stop := run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h.handle))
+		e.settled(t)
+		stop()
+		batches := h.batches()
+		if len(batches) != 1 {
+			t.Fatalf("batch sizes %v, want one batch", h.sizes())
+		}
+		var ids []uuid.UUID
+		for _, d := range batches[0] {
+			ids = append(ids, d.ID)
+		}
+		if want := []uuid.UUID{a.ID, b.ID, c.ID}; !slices.Equal(ids, want) {
+			t.Fatalf("handler got %v, want %v", ids, want)
+		}
+		for _, m := range []messaging.Message{a, b, c} {
+			if n := e.effects(t, m.ID); n != 1 {
+				t.Fatalf("message %s took effect %d times, want once", m.ID, n)
+			}
+		}
+
+		// Both again, read as one batch by a consumer started afterwards.
+		e.publish(t, a)
+		e.publish(t, c)
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h.handle))
+		e.settled(t)
+		if got := h.sizes(); len(got) != 1 {
+			t.Fatalf("batch sizes %v: the handler ran for a batch of duplicates", got)
+		}
+	})
+}
+
+// A batch that fails because of one bad message is rolled back and its
+// messages are applied one at a time, at once rather than on redelivery:
+// each good one takes effect once, the bad one (a Permanent error) goes to
+// the dead-letter stream on its first delivery, without effect.
+func TestFailedBatchIsAppliedMessageByMessage(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		var good []messaging.Message
+		var bad messaging.Message
+		for i := range 5 {
+			if i == 2 {
+				bad, _ = e.publish(t, messaging.Message{Payload: []byte(`{"bad":true}`)})
+				continue
+			}
+			m, _ := e.publish(t, messaging.Message{})
+			good = append(good, m)
+		}
+		h := &batchRecorder{check: func(batch []stream.Delivery) error {
+			for _, d := range batch {
+				if bytes.Contains(d.Payload, []byte("bad")) {
+					return stream.Permanent(errors.New("bad message in the batch"))
+				}
+			}
+			return nil
+		}}
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h.handle))
+		mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
+		e.settled(t)
+
+		if got := h.sizes(); !slices.Equal(got, []int{5, 1, 1, 1, 1, 1}) {
+			t.Fatalf("batch sizes %v, want the batch of 5, then each message alone", got)
+		}
+		for _, m := range good {
+			if n := e.effects(t, m.ID); n != 1 {
+				t.Fatalf("good message %s took effect %d times, want once", m.ID, n)
+			}
+		}
+		if e.effects(t, bad.ID) != 0 || e.inboxed(t, bad.ID) != 0 {
+			t.Fatal("the bad message's writes were committed")
+		}
+		dead := e.dlq(t)[0].Values
+		if dead[messaging.FieldID] != bad.ID.String() || !strings.Contains(dead[stream.FieldReason].(string), "bad message") ||
+			dead[stream.FieldDeliveries] != "1" {
+			t.Fatalf("dead-letter entry %v, want the bad message, on its first delivery", dead)
+		}
+	})
+}
