@@ -1,11 +1,13 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -144,6 +146,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	} else {
 		defer reg.Unregister()
 	}
+	r.outbox.relays.Add(1)
+	defer r.outbox.relays.Add(-1)
 	var wg sync.WaitGroup
 	if database.IsPostgres(r.outbox.db) {
 		wg.Go(func() { r.listen(ctx) })
@@ -204,10 +208,15 @@ func (r *Relay) flush(ctx context.Context) {
 }
 
 // PublishBatch publishes up to Batch unpublished rows in one transaction and
-// reports how many it published. When none wait it opens no transaction.
+// reports how many it published: it claims them, marking them published,
+// appends them to their streams and commits, so the rows count as published
+// once the XADDs succeeded and are left for another try if anything fails
+// before the commit. When no row waits it opens no transaction.
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	// A plain read first: an idle relay must not take SQLite's write lock or
-	// hold a PostgreSQL transaction open every poll.
+	// hold a PostgreSQL transaction open every poll. Being an index scan, it
+	// also marks the index entries of rows published before as dead, which
+	// keeps the claim's scan of the unpublished rows short between vacuums.
 	pending, err := r.outbox.db.NewSelect().Model((*Row)(nil)).
 		Where("published_at IS NULL").Limit(1).Exists(ctx)
 	if err != nil || !pending {
@@ -215,7 +224,6 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	}
 	ctx, cancel := detach(ctx, batchTimeout)
 	defer cancel()
-	var published int
 	var rows []Row
 	err = r.outbox.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
@@ -227,20 +235,17 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 			return err
 		}
 		if r.beforeCommit != nil {
-			if err := r.beforeCommit(); err != nil {
-				return err
-			}
+			return r.beforeCommit()
 		}
-		if err := markPublished(ctx, tx, rows); err != nil {
-			return err
-		}
-		published = len(rows)
 		return nil
 	})
-	if err == nil && published > 0 {
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) > 0 {
 		r.count(ctx, rows)
 	}
-	return published, err
+	return len(rows), nil
 }
 
 // detach returns ctx without its cancellation, so that work begun is
@@ -253,21 +258,29 @@ func detach(ctx context.Context, timeout time.Duration) (context.Context, contex
 	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
-// claim selects and locks the oldest unpublished rows. SKIP LOCKED lets
-// concurrent relays each take different rows; SQLite needs no lock clause
-// because its transactions (BEGIN IMMEDIATE) hold the only write lock.
+// claim marks the oldest unpublished rows published, with one statement,
+// and returns them in id order; the marks hold only if tx commits. SKIP
+// LOCKED lets concurrent relays each take different rows; SQLite needs no
+// lock clause because its transactions (BEGIN IMMEDIATE) hold the only
+// write lock.
 func (r *Relay) claim(ctx context.Context, tx bun.Tx) ([]Row, error) {
-	var rows []Row
-	q := tx.NewSelect().Model(&rows).
+	oldest := tx.NewSelect().Model((*Row)(nil)).Column("id").
 		Where("published_at IS NULL").
 		OrderExpr("id").
 		Limit(int64(r.opts.Batch))
 	if database.IsPostgres(tx) {
-		q = q.For("UPDATE SKIP LOCKED")
+		oldest = oldest.For("UPDATE SKIP LOCKED")
 	}
-	if err := q.Scan(ctx); err != nil {
+	var rows []Row
+	_, err := tx.NewUpdate().Model((*Row)(nil)).
+		Set("published_at = ?", time.Now().UTC()).
+		Where("id IN (?)", oldest).
+		Returning("*").
+		Exec(ctx, &rows)
+	if err != nil {
 		return nil, fmt.Errorf("claim outbox rows: %w", err)
 	}
+	slices.SortFunc(rows, func(a, b Row) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return rows, nil
 }
 
@@ -305,23 +318,8 @@ func (r *Relay) xadd(ctx context.Context, rows []Row) error {
 	return nil
 }
 
-func markPublished(ctx context.Context, tx bun.Tx, rows []Row) error {
-	ids := make([]any, len(rows))
-	for i := range rows {
-		ids[i] = rows[i].ID
-	}
-	_, err := tx.NewUpdate().Model((*Row)(nil)).
-		Set("published_at = ?", time.Now().UTC()).
-		Where("id IN (?)", bun.In(ids)).
-		Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("mark %d outbox rows published: %w", len(rows), err)
-	}
-	return nil
-}
-
-// listen wakes the relay on every NOTIFY of NotifyChannel, which Add sends
-// in the writer's transaction: other processes' writes are published at
+// listen wakes the relay on every NOTIFY of NotifyChannel, which Notify
+// sends after a writer's commit: other processes' writes are published at
 // once. It reconnects after errors until ctx ends.
 func (r *Relay) listen(ctx context.Context) {
 	backoff := messaging.Backoff{Max: r.opts.MaxBackoff}

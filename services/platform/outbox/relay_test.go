@@ -163,6 +163,45 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	}
 }
 
+// A writer whose process runs a relay wakes it in-process and sends no
+// NOTIFY; one without a relay notifies the others.
+func TestNotifyOnlyWithoutARelayHere(t *testing.T) {
+	db, _ := mt.Postgres(t)
+	b := mt.Miniredis(t)
+	hook := &notifyCounter{}
+	db.AddQueryHook(hook)
+	o := outbox.New(db)
+	s := b.Stream(t)
+	add(t, context.Background(), o, s, 1)
+	if hook.notifies.Load() != 1 {
+		t.Fatalf("%d NOTIFYs without a relay, want 1", hook.notifies.Load())
+	}
+	r := outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	listening := make(chan struct{}, 1)
+	outbox.SetListening(r, func() { listening <- struct{}{} })
+	start(t, r)
+	<-listening // the relay runs
+	for i := range 3 {
+		time.Sleep(2 * time.Millisecond) // past the NOTIFY's debounce
+		add(t, context.Background(), o, s, 1)
+		mt.Eventually(t, 2*time.Second, "published after Notify", func() bool { return streamLen(b.Client, s) == int64(i+2) })
+	}
+	if hook.notifies.Load() != 1 {
+		t.Fatalf("%d NOTIFYs, want none while the relay runs here", hook.notifies.Load()-1)
+	}
+}
+
+// notifyCounter counts the NOTIFYs a database sends.
+type notifyCounter struct{ notifies atomic.Int64 }
+
+func (q *notifyCounter) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	if strings.Contains(e.Query, "pg_notify") {
+		q.notifies.Add(1)
+	}
+	return ctx
+}
+func (q *notifyCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
 // An idle relay polls with a plain read and opens no transaction: it takes
 // no SQLite write lock and burns no PostgreSQL transaction id.
 func TestIdleRelayOpensNoTransaction(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
+	"shop/services/platform/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -64,38 +65,54 @@ func (r *orderRow) order() order.Order {
 // Outbox writes messages in the caller's transaction, and is told when they
 // are committed.
 type Outbox interface {
-	Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error)
+	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
 	Notify(ctx context.Context)
 }
 
 // Store implements order.Store.
 type Store struct {
-	db     *bun.DB
-	outbox Outbox
+	db      *bun.DB
+	outbox  Outbox
+	creates *database.GroupCommit[order.Order]
 }
 
 var _ order.Store = (*Store)(nil)
 
 // New returns a Store on db (migrated) writing payment requests to ob.
-func New(db *bun.DB, ob Outbox) *Store { return &Store{db: db, outbox: ob} }
+func New(db *bun.DB, ob Outbox) *Store {
+	s := &Store{db: db, outbox: ob}
+	s.creates = database.NewGroupCommit(db, database.GroupCommitOptions{}, s.insert)
+	return s
+}
 
 // Create inserts o and its payment request in one transaction: both are
-// stored or neither.
+// stored or neither. Orders created at the same time share the transaction
+// (a group commit), so under load one commit serves many of them.
 func (s *Store) Create(ctx context.Context, o order.Order) error {
-	msg, err := order.PaymentRequest(o)
-	if err != nil {
+	if err := s.creates.Do(ctx, o); err != nil {
 		return err
 	}
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(toRow(o)).Exec(ctx); err != nil {
-			return fmt.Errorf("insert order: %w", err)
+	s.outbox.Notify(ctx)
+	return nil
+}
+
+// insert writes a batch of new orders and their payment requests, each
+// request in the trace of the call that created its order, with one
+// statement for each table.
+func (s *Store) insert(ctx context.Context, tx bun.Tx, batch []database.Item[order.Order]) error {
+	rows := make([]*orderRow, len(batch))
+	msgs := make([]outbox.Pending, len(batch))
+	for i, item := range batch {
+		msg, err := order.PaymentRequest(item.Value)
+		if err != nil {
+			return err
 		}
-		_, err := s.outbox.Add(ctx, tx, msg)
-		return err
-	})
-	if err == nil {
-		s.outbox.Notify(ctx)
+		rows[i], msgs[i] = toRow(item.Value), outbox.Pending{Ctx: item.Ctx, Message: msg}
 	}
+	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return fmt.Errorf("insert %d orders: %w", len(rows), err)
+	}
+	_, err := s.outbox.AddAll(ctx, tx, msgs)
 	return err
 }
 

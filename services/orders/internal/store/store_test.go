@@ -61,8 +61,8 @@ func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
 // failingOutbox fails every write, as a broken outbox insert would.
 type failingOutbox struct{}
 
-func (failingOutbox) Add(context.Context, bun.IDB, messaging.Message) (messaging.Message, error) {
-	return messaging.Message{}, errors.New("outbox unavailable")
+func (failingOutbox) AddAll(context.Context, bun.IDB, []outbox.Pending) ([]messaging.Message, error) {
+	return nil, errors.New("outbox unavailable")
 }
 
 func (failingOutbox) Notify(context.Context) {}

@@ -1,0 +1,142 @@
+package database
+
+import (
+	"cmp"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Item is one caller's value in a GroupCommit batch, with the caller's
+// context: its trace, and whether the caller still waits.
+type Item[T any] struct {
+	Ctx   context.Context
+	Value T
+}
+
+// GroupCommitOptions tune a GroupCommit. The zero value is sensible.
+type GroupCommitOptions struct {
+	// MaxBatch bounds the values one transaction writes (default 64).
+	MaxBatch int
+	// MaxInFlight bounds the transactions open at once (default 2): while
+	// they run, the next callers queue and form the next batch.
+	MaxInFlight int
+	// Timeout bounds one transaction (default 10s). It does not follow the
+	// callers' contexts: one caller giving up must not fail the others.
+	Timeout time.Duration
+}
+
+// GroupCommit writes the values of concurrent callers together, in shared
+// transactions: under load one commit (one WAL flush) and a few statements
+// serve many callers, and a caller who arrives alone is written at once,
+// waiting for nobody. Its write function must write a batch with a few
+// statements whatever its size, or grouping gains nothing.
+//
+// A batch that fails is written again one value per transaction, so that a
+// value that cannot be written fails only its own caller.
+type GroupCommit[T any] struct {
+	db    bun.IDB
+	write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error
+	opts  GroupCommitOptions
+
+	mu       sync.Mutex
+	queue    []*call[T]
+	inFlight int
+}
+
+type call[T any] struct {
+	Item[T]
+	err  error
+	done chan struct{}
+}
+
+// NewGroupCommit returns a GroupCommit that writes batches on db with write.
+func NewGroupCommit[T any](db bun.IDB, opts GroupCommitOptions, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
+	opts.MaxBatch = cmp.Or(opts.MaxBatch, 64)
+	opts.MaxInFlight = cmp.Or(opts.MaxInFlight, 2)
+	opts.Timeout = cmp.Or(opts.Timeout, 10*time.Second)
+	return &GroupCommit[T]{db: db, write: write, opts: opts}
+}
+
+// Do writes v in a transaction shared with other callers' values and
+// returns once it committed or failed. If ctx ends before the batch of v is
+// written, v is left out and Do returns ctx's error; once the batch is being
+// written, Do waits for its outcome.
+func (g *GroupCommit[T]) Do(ctx context.Context, v T) error {
+	c := &call[T]{Item: Item[T]{Ctx: ctx, Value: v}, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	if g.inFlight < g.opts.MaxInFlight {
+		g.inFlight++
+		go g.drain()
+	}
+	g.mu.Unlock()
+	<-c.done
+	return c.err
+}
+
+// drain writes batches from the queue until it is empty.
+func (g *GroupCommit[T]) drain() {
+	for {
+		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.inFlight--
+			g.mu.Unlock()
+			return
+		}
+		n := min(len(g.queue), g.opts.MaxBatch)
+		batch := make([]*call[T], n)
+		copy(batch, g.queue)
+		g.queue = g.queue[n:]
+		if len(g.queue) == 0 {
+			g.queue = nil // let the backing array go
+		}
+		g.mu.Unlock()
+		g.commit(batch)
+	}
+}
+
+// commit writes batch in one transaction, or each of its values in one of
+// its own if that fails, and reports to every caller.
+func (g *GroupCommit[T]) commit(batch []*call[T]) {
+	live := batch[:0]
+	for _, c := range batch {
+		if err := c.Ctx.Err(); err != nil {
+			c.finish(err)
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := g.run(live)
+	if err == nil || len(live) == 1 {
+		for _, c := range live {
+			c.finish(err)
+		}
+		return
+	}
+	for _, c := range live {
+		c.finish(g.run([]*call[T]{c}))
+	}
+}
+
+func (g *GroupCommit[T]) run(batch []*call[T]) error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.Timeout)
+	defer cancel()
+	items := make([]Item[T], len(batch))
+	for i, c := range batch {
+		items[i] = c.Item
+	}
+	return g.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return g.write(ctx, tx, items)
+	})
+}
+
+func (c *call[T]) finish(err error) {
+	c.err = err
+	close(c.done)
+}

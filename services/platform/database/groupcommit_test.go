@@ -1,0 +1,190 @@
+package database_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"shop/services/platform/database"
+	"shop/services/platform/database/dbtest"
+)
+
+type thing struct {
+	bun.BaseModel `bun:"table:things"`
+
+	ID   int64  `bun:"id,pk"`
+	Name string `bun:"name"`
+}
+
+// recorder is a GroupCommit write function that inserts things with one
+// statement and notes the size of each batch it committed.
+type recorder struct {
+	mu      sync.Mutex
+	batches []int
+	// block, if set, holds the first batch until it is closed; started is
+	// closed when the first batch is being written.
+	block, started chan struct{}
+}
+
+// blocking returns a recorder that holds its first batch until block closes.
+func blocking() *recorder {
+	return &recorder{block: make(chan struct{}), started: make(chan struct{})}
+}
+
+func (r *recorder) write(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
+	r.mu.Lock()
+	first, block := len(r.batches) == 0, r.block
+	r.mu.Unlock()
+	if first && block != nil {
+		close(r.started)
+		<-block
+	}
+	rows := make([]thing, len(batch))
+	for i, item := range batch {
+		if item.Value.Name == "bad" {
+			return errors.New("a bad thing")
+		}
+		rows[i] = item.Value
+	}
+	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return err
+	}
+	// Counted once the write succeeded: a failed batch does not commit.
+	r.mu.Lock()
+	r.batches = append(r.batches, len(batch))
+	r.mu.Unlock()
+	return nil
+}
+
+func count(t *testing.T, db *bun.DB) int64 {
+	t.Helper()
+	n, err := db.NewSelect().Model((*thing)(nil)).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitQueued waits until n callers of g are queued behind the batch in flight.
+func waitQueued[T any](t *testing.T, g *database.GroupCommit[T], n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); database.Queued(g) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers queued, want %d", database.Queued(g), n)
+		}
+	}
+}
+
+// Callers who arrive while a transaction is in flight are written together,
+// in the next one.
+func TestGroupCommitWritesWaitingCallersTogether(t *testing.T) {
+	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		r := blocking()
+		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		var wg sync.WaitGroup
+		errs := make([]error, 21)
+		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
+		<-r.started
+		for i := 1; i <= 20; i++ {
+			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: "next"}) })
+		}
+		waitQueued(t, g, 20)
+		close(r.block)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.batches, []int{1, 20}) || count(t, db) != 21 {
+			t.Fatalf("batches %v, %d rows; want [1 20] and 21", r.batches, count(t, db))
+		}
+	})
+}
+
+// A value that cannot be written fails its own caller only: the batch is
+// written again one value at a time.
+func TestGroupCommitFailsOnlyTheBadValue(t *testing.T) {
+	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		r := blocking()
+		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
+		<-r.started
+		for i := 1; i <= 5; i++ {
+			name := "good"
+			if i == 3 {
+				name = "bad"
+			}
+			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: name}) })
+		}
+		waitQueued(t, g, 5)
+		close(r.block)
+		wg.Wait()
+		for i, err := range errs {
+			if (err != nil) != (i == 3) {
+				t.Errorf("caller %d: %v", i, err)
+			}
+		}
+		if count(t, db) != 5 {
+			t.Fatalf("%d rows, want the 5 good ones", count(t, db))
+		}
+	})
+}
+
+// A caller who gave up before its batch started is left out of it.
+func TestGroupCommitLeavesOutCallersWhoGaveUp(t *testing.T) {
+	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
+		r := blocking()
+		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		var wg sync.WaitGroup
+		var first, gaveUp error
+		wg.Go(func() { first = g.Do(context.Background(), thing{ID: 1, Name: "first"}) })
+		<-r.started
+		ctx, cancel := context.WithCancel(context.Background())
+		wg.Go(func() { gaveUp = g.Do(ctx, thing{ID: 2, Name: "impatient"}) })
+		waitQueued(t, g, 1)
+		cancel()
+		close(r.block)
+		wg.Wait()
+		if first != nil || !errors.Is(gaveUp, context.Canceled) || count(t, db) != 1 {
+			t.Fatalf("first: %v, gave up: %v, %d rows; want nil, context.Canceled, 1", first, gaveUp, count(t, db))
+		}
+	})
+}
+
+// Many callers at once are all written, in fewer transactions than callers.
+func TestGroupCommitUnderLoad(t *testing.T) {
+	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		r := &recorder{}
+		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxBatch: 8}, r.write)
+		const callers = 200
+		var wg sync.WaitGroup
+		errs := make([]error, callers)
+		for i := range callers {
+			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: "many"}) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, n := range r.batches {
+			if n > 8 {
+				t.Errorf("a batch of %d, above MaxBatch 8", n)
+			}
+			total += n
+		}
+		if total != callers || count(t, db) != callers {
+			t.Fatalf("batches sum to %d, %d rows; want %d", total, count(t, db), callers)
+		}
+		t.Logf("%d callers in %d transactions", callers, len(r.batches))
+	})
+}
