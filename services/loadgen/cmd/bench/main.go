@@ -2,9 +2,10 @@
 // PostgreSQL and Redis, measures a reference on the same machine — how many
 // "insert an order and its outbox row" transactions PostgreSQL itself
 // commits per second (pgbench, same client count) — then loads the shop flat
-// out with loadgen and prints both numbers and their ratio; then latency at
-// half that throughput, the same run on a database of 1,000,000 orders with
-// a 100,000-row outbox, and the relay and consumer micro-benchmarks.
+// out with loadgen and prints both numbers, their ratio and what the CPU
+// per settled order goes to, by process; then latency at half that
+// throughput, the same run on a database of 1,000,000 orders with a
+// 100,000-row outbox, and the relay and consumer micro-benchmarks.
 //
 // Environment: BENCH_DATABASE_URL (an administrative connection; default
 // postgres://postgres:postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
@@ -26,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -159,16 +161,11 @@ func run(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	refTPS, err := pgbench(ctx, dbURL["shop_bench_ref"], s.workers, refScript(false))
+	refTPS, err := pgbench(ctx, dbURL["shop_bench_ref"], s.workers, refScript)
 	if err != nil {
 		return err
 	}
 	add("reference: order+outbox commits/s (pgbench)", "%.0f", refTPS)
-	notifyTPS, err := pgbench(ctx, dbURL["shop_bench_ref"], s.workers, refScript(true))
-	if err != nil {
-		return err
-	}
-	add("  the same with pg_notify, as the shop sends", "%.0f", notifyTPS)
 
 	// 4. The shop: three processes.
 	step("start the shop")
@@ -203,7 +200,9 @@ func run(ctx context.Context, s settings) error {
 		return err
 	}
 
-	loadgen := func(extra ...string) (*load.Report, error) {
+	// loadgen runs the load generator and returns its report and its own CPU
+	// time (user+system).
+	loadgen := func(extra ...string) (*load.Report, time.Duration, error) {
 		args := append([]string{"-gateway", gateway.url, "-json", "-workers", strconv.Itoa(s.workers),
 			"-users", "50", "-duration", s.duration.String(), "-settle-timeout", "5m"}, extra...)
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "loadgen"), args...)
@@ -212,12 +211,12 @@ func run(ctx context.Context, s settings) error {
 		runErr := cmd.Run()
 		var rep load.Report
 		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-			return nil, fmt.Errorf("loadgen %s: %v (output %q)", strings.Join(args, " "), errors.Join(runErr, err), out.String())
+			return nil, 0, fmt.Errorf("loadgen %s: %v (output %q)", strings.Join(args, " "), errors.Join(runErr, err), out.String())
 		}
 		if runErr != nil {
 			fmt.Fprintf(os.Stderr, "loadgen failed (%v): violations %q\n", runErr, rep.Violations)
 		}
-		return &rep, nil
+		return &rep, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 	}
 	latency := func(label string, rep *load.Report) {
 		add(label+" create p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
@@ -225,9 +224,10 @@ func run(ctx context.Context, s settings) error {
 		add(label+" errors, invariants", "%v, ok=%v, unsettled=%d", rep.Errors, rep.InvariantsOK, rep.OrdersUnsettled)
 	}
 
-	// 5. A short warm-up, then flat out, sampling memory (and profiling).
+	// 5. A short warm-up, then flat out, sampling memory and CPU (and
+	// profiling).
 	step("warm-up")
-	if _, err := loadgen("-duration", "3s"); err != nil {
+	if _, _, err := loadgen("-duration", "3s"); err != nil {
 		return err
 	}
 	step(fmt.Sprintf("flat out, %d workers, %s", s.workers, s.duration))
@@ -235,20 +235,24 @@ func run(ctx context.Context, s settings) error {
 	if s.profileDir != "" {
 		go profile(ctx, s.profileDir, pprofAddr, s.duration)
 	}
-	flat, err := loadgen()
+	cpu := startCPU(orders, payments, gateway)
+	flat, loadgenCPU, err := loadgen()
 	if err != nil {
 		return err
 	}
+	perOrder := cpu(loadgenCPU, flat.OrdersSettled)
 	add("shop: settled orders/s (flat out)", "%.0f", flat.SettledPerSec)
 	add("ratio settled/reference", "%.2f (target ≥ 0.50)", flat.SettledPerSec/refTPS)
-	add("ratio settled/reference with notify", "%.2f", flat.SettledPerSec/notifyTPS)
 	latency("flat out:", flat)
+	if perOrder != "" {
+		add("flat out: CPU per settled order, ms", "%s", perOrder)
+	}
 	add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
 
 	// 6. Latency at half the flat-out throughput.
 	half := max(1, flat.SettledPerSec/2)
 	step(fmt.Sprintf("half load, %.0f orders/s", half))
-	halfRep, err := loadgen("-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*s.workers))
+	halfRep, _, err := loadgen("-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*s.workers))
 	if err != nil {
 		return err
 	}
@@ -263,7 +267,7 @@ func run(ctx context.Context, s settings) error {
 			return err
 		}
 		add("scale: seeding took", "%.1fs", seeded.Seconds())
-		big, err := loadgen()
+		big, _, err := loadgen()
 		if err != nil {
 			return err
 		}
@@ -369,9 +373,8 @@ var refSchema = []string{
 }
 
 // refScript is one create-order transaction as pgbench runs it: the order
-// and its outbox row, and optionally the NOTIFY the outbox sends.
-func refScript(notify bool) string {
-	s := `\set uid random(1, 100000)
+// and its outbox row.
+const refScript = `\set uid random(1, 100000)
 \set amt random(1, 10000)
 BEGIN;
 INSERT INTO orders (id, user_id, amount, description, status, created_at, updated_at)
@@ -379,12 +382,8 @@ INSERT INTO orders (id, user_id, amount, description, status, created_at, update
 INSERT INTO outbox (id, stream, type, payload, traceparent, tracestate, occurred_at)
   VALUES (gen_random_uuid(), 'payments.requests', 'payment.requested',
           '{"order_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","user_id":1000000001,"amount":1234}', '', '', now());
+COMMIT;
 `
-	if notify {
-		s += "SELECT pg_notify('outbox', '');\n"
-	}
-	return s + "COMMIT;\n"
-}
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
@@ -603,7 +602,7 @@ func startRSS(ctx context.Context, procs ...*process) func() string {
 }
 
 func rssKiB(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	data, err := readProc(pid, "status")
 	if err != nil {
 		return 0
 	}
@@ -614,6 +613,132 @@ func rssKiB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+func readProc(pid int, file string) ([]byte, error) {
+	return os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+}
+
+// ticksPerSecond is USER_HZ, the unit of the CPU times in /proc: 100 on
+// every common Linux configuration.
+const ticksPerSecond = 100
+
+// cpuSample is the CPU time spent so far, in ticks, by each process the
+// bench accounts for (by pid, under its group's name) and by the machine.
+type cpuSample struct {
+	procs      map[int]procTicks
+	busy, idle int64 // all cores
+}
+
+type procTicks struct {
+	group string
+	ticks int64
+}
+
+// startCPU samples the CPU time of the services, of every postgres and
+// redis-server process and of the machine; the returned function samples
+// again and formats the difference per settled order with cpuPerOrder. Both
+// are empty without /proc.
+func startCPU(services ...*process) func(loadgen time.Duration, settled int64) string {
+	before, ok := sampleCPU(services)
+	return func(loadgen time.Duration, settled int64) string {
+		after, ok2 := sampleCPU(services)
+		if !ok || !ok2 || settled == 0 {
+			return ""
+		}
+		return cpuPerOrder(before, after, loadgen, settled)
+	}
+}
+
+func sampleCPU(services []*process) (cpuSample, bool) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuSample{}, false
+	}
+	busy, idle, err := machineTicks(string(stat))
+	if err != nil {
+		return cpuSample{}, false
+	}
+	s := cpuSample{procs: map[int]procTicks{}, busy: busy, idle: idle}
+	add := func(pid int, group string) {
+		if data, err := readProc(pid, "stat"); err == nil {
+			if t, err := statTicks(string(data)); err == nil {
+				s.procs[pid] = procTicks{group, t}
+			}
+		}
+	}
+	for _, p := range services {
+		add(p.cmd.Process.Pid, p.name)
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := readProc(pid, "comm")
+		switch c := strings.TrimSpace(string(comm)); {
+		case c == "postgres":
+			add(pid, "postgres")
+		case strings.HasPrefix(c, "redis-server"):
+			add(pid, "redis")
+		}
+	}
+	return s, true
+}
+
+// cpuPerOrder is the CPU milliseconds per settled order that each group
+// spent between two samples, highest first, and the machine's busy share of
+// all cores. A process that exited in between loses its time (PostgreSQL
+// backends of the services' pools live through the run); one that started
+// counts whole. loadgen's own time covers its whole run, setup and final
+// invariant checks included, as the samples do.
+func cpuPerOrder(before, after cpuSample, loadgen time.Duration, settled int64) string {
+	ms := map[string]float64{"loadgen": float64(loadgen.Microseconds()) / 1000}
+	for pid, a := range after.procs {
+		ms[a.group] += float64(a.ticks-before.procs[pid].ticks) * 1000 / ticksPerSecond
+	}
+	groups := slices.SortedFunc(maps.Keys(ms), func(a, b string) int { return cmp.Compare(ms[b], ms[a]) })
+	var parts []string
+	for _, g := range groups {
+		parts = append(parts, fmt.Sprintf("%s %.2f", g, ms[g]/float64(settled)))
+	}
+	busy, idle := after.busy-before.busy, after.idle-before.idle
+	return fmt.Sprintf("%s (machine busy %.0f%%)", strings.Join(parts, ", "), 100*float64(busy)/float64(max(1, busy+idle)))
+}
+
+// statTicks is utime+stime from a /proc/<pid>/stat line. The command name
+// in parentheses may hold spaces and parentheses, so fields count from the
+// last ')': utime and stime are fields 14 and 15 of proc(5), field 3 the
+// first after it.
+func statTicks(stat string) (int64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	f := strings.Fields(stat[i+1:]) // from field 3 on
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/<pid>/stat: %q", stat)
+	}
+	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
+	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
+	return utime + stime, errors.Join(err1, err2)
+}
+
+// machineTicks is the busy (user, nice, system, irq, softirq, steal) and
+// idle (idle, iowait) time of all cores from /proc/stat's "cpu" line; guest
+// time is already in user.
+func machineTicks(stat string) (busy, idle int64, err error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("no cpu line in /proc/stat: %q", line)
+	}
+	var t [8]int64
+	for i := range t {
+		if t[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return 0, 0, err
+		}
+	}
+	user, nice, system, idleT, iowait, irq, softirq, steal := t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]
+	return user + nice + system + irq + softirq + steal, idleT + iowait, nil
 }
 
 func numCPU() int { return runtime.NumCPU() }
