@@ -24,7 +24,7 @@ type GroupCommitOptions struct {
 	// they run, the next callers queue and form the next batch.
 	MaxInFlight int
 	// Timeout bounds one transaction (default 10s). It does not follow the
-	// callers' contexts: one caller giving up must not fail the others.
+	// callers' deadlines: one caller giving up must not fail the others.
 	Timeout time.Duration
 }
 
@@ -124,8 +124,11 @@ func (g *GroupCommit[T]) commit(batch []*call[T]) {
 	}
 }
 
+// run writes batch in one transaction. Its statements run in the context
+// of the first caller, without its cancellation: they appear in that
+// caller's trace, which is the caller's own whenever it came alone.
 func (g *GroupCommit[T]) run(batch []*call[T]) error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].Ctx), g.opts.Timeout)
 	defer cancel()
 	items := make([]Item[T], len(batch))
 	for i, c := range batch {

@@ -188,3 +188,21 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 		t.Logf("%d callers in %d transactions", callers, len(r.batches))
 	})
 }
+
+type ctxKey struct{}
+
+// A caller who comes alone has its value written in its own context (its
+// trace), even though a caller's cancellation never reaches the batch.
+func TestGroupCommitWritesALoneCallerInItsContext(t *testing.T) {
+	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
+		var seen any
+		g := database.NewGroupCommit(db, database.GroupCommitOptions{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
+			seen = ctx.Value(ctxKey{})
+			return nil
+		})
+		ctx := context.WithValue(context.Background(), ctxKey{}, "caller")
+		if err := g.Do(ctx, thing{ID: 1}); err != nil || seen != "caller" {
+			t.Fatalf("Do = %v; the write saw %v, want the caller's context", err, seen)
+		}
+	})
+}

@@ -452,7 +452,8 @@ func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err err
 			span.End()
 		}
 	}()
-	return c.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	// The transaction's statements appear in the trace of the first message.
+	return c.db.RunInTx(batch[0].Ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		fresh, err := inbox.RecordAll(ctx, tx, entries)
 		if err != nil {
 			return err
