@@ -147,6 +147,16 @@ func IsPostgres(db bun.IDB) bool {
 	return db.Dialect().Name().String() == "pg"
 }
 
+// LockRows adds the row-locking clause lock ("UPDATE", "UPDATE SKIP
+// LOCKED") to q on PostgreSQL, and nothing on SQLite, where a writing
+// transaction holds the only write lock and so needs no row locks.
+func LockRows(db bun.IDB, q *bun.SelectQuery, lock string) *bun.SelectQuery {
+	if IsPostgres(db) {
+		return q.For(lock)
+	}
+	return q
+}
+
 // migrationLockKey is the PostgreSQL advisory lock key that serialises
 // migrations between replicas starting at once: the first 8 bytes of
 // "shop-migrate" as a number.

@@ -264,13 +264,10 @@ func detach(ctx context.Context, timeout time.Duration) (context.Context, contex
 // lock clause because its transactions (BEGIN IMMEDIATE) hold the only
 // write lock.
 func (r *Relay) claim(ctx context.Context, tx bun.Tx) ([]Row, error) {
-	oldest := tx.NewSelect().Model((*Row)(nil)).Column("id").
+	oldest := database.LockRows(tx, tx.NewSelect().Model((*Row)(nil)).Column("id").
 		Where("published_at IS NULL").
 		OrderExpr("id").
-		Limit(int64(r.opts.Batch))
-	if database.IsPostgres(tx) {
-		oldest = oldest.For("UPDATE SKIP LOCKED")
-	}
+		Limit(int64(r.opts.Batch)), "UPDATE SKIP LOCKED")
 	var rows []Row
 	_, err := tx.NewUpdate().Model((*Row)(nil)).
 		Set("published_at = ?", time.Now().UTC()).

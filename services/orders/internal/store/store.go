@@ -154,10 +154,7 @@ func (s *Store) ListByUser(ctx context.Context, userID int64, limit int) ([]orde
 func (s *Store) UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error) {
 	var rows []orderRow
 	q := tx.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Order("id")
-	if database.IsPostgres(tx) {
-		q = q.For("UPDATE")
-	}
-	if err := q.Scan(ctx); err != nil {
+	if err := database.LockRows(tx, q, "UPDATE").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get orders: %w", err)
 	}
 	byID := make(map[uuid.UUID]*order.Order, len(rows))

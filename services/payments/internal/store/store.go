@@ -304,10 +304,7 @@ func lockAccounts(ctx context.Context, tx bun.Tx, users []int64, t time.Time) (a
 func selectForUpdate(ctx context.Context, tx bun.Tx, users []int64, accounts map[int64]*accountRow) error {
 	var rows []accountRow
 	q := tx.NewSelect().Model(&rows).Where("user_id IN (?)", bun.In(users)).Order("user_id")
-	if database.IsPostgres(tx) {
-		q = q.For("UPDATE")
-	}
-	if err := q.Scan(ctx); err != nil {
+	if err := database.LockRows(tx, q, "UPDATE").Scan(ctx); err != nil {
 		return fmt.Errorf("lock %d accounts: %w", len(users), err)
 	}
 	for i := range rows {
