@@ -177,6 +177,23 @@ func checkInfra(t *testing.T, m *manifest) {
 	checkPostgres(t, m)
 	checkCollector(t, m)
 	checkJaeger(t, m)
+	checkClaimsGoWithStatefulSets(t, m)
+}
+
+// checkClaimsGoWithStatefulSets: Tilt keeps namespaces on `tilt down` (unless
+// --delete-namespaces), so a StatefulSet's claims must go with the StatefulSet; otherwise the
+// next `tilt up` finds the old data and PostgreSQL's init script never runs again.
+func checkClaimsGoWithStatefulSets(t *testing.T, m *manifest) {
+	t.Helper()
+	for _, s := range all[appsv1.StatefulSet](m) {
+		if len(s.Spec.VolumeClaimTemplates) == 0 {
+			continue
+		}
+		p := s.Spec.PersistentVolumeClaimRetentionPolicy
+		if p == nil || p.WhenDeleted != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+			t.Errorf("StatefulSet %s: persistentVolumeClaimRetentionPolicy %+v, want whenDeleted: Delete (tilt down keeps the namespace)", s.Name, p)
+		}
+	}
 }
 
 // checkRestrictedPod: the namespace enforces the "restricted" Pod Security Standard; every
