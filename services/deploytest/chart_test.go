@@ -41,6 +41,8 @@ type chartCase struct {
 	set        []string // --set
 	// externalSecrets are Secrets the case expects to exist outside the chart.
 	externalSecrets map[string][]string
+	// kubeVersion is helm's --kube-version; "" means kubeVersion above.
+	kubeVersion string
 }
 
 var chartCases = []chartCase{
@@ -75,7 +77,13 @@ func (c chartCase) values(t *testing.T) map[string]any {
 
 // render installs the chart client-side (helm template) and decodes the result strictly.
 // It returns the release's objects and its hooks (the helm test pod).
-func render(vals map[string]any) (objects, hooks *manifest, err error) {
+func render(vals map[string]any, kubeVersionFlag string) (objects, hooks *manifest, err error) {
+	kv := kubeVersion
+	if kubeVersionFlag != "" {
+		if kv, err = chartutil.ParseKubeVersion(kubeVersionFlag); err != nil {
+			return nil, nil, err
+		}
+	}
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +94,7 @@ func render(vals map[string]any) (objects, hooks *manifest, err error) {
 	install.Replace = true
 	install.ReleaseName = releaseName
 	install.Namespace = namespace
-	install.KubeVersion = kubeVersion
+	install.KubeVersion = kv
 	rel, err := install.Run(chrt, vals)
 	if err != nil {
 		return nil, nil, err
@@ -108,7 +116,7 @@ func render(vals map[string]any) (objects, hooks *manifest, err error) {
 
 func renderCase(t *testing.T, c chartCase) (objects, hooks *manifest) {
 	t.Helper()
-	objects, hooks, err := render(c.values(t))
+	objects, hooks, err := render(c.values(t), c.kubeVersion)
 	if err != nil {
 		t.Fatalf("render %s: %v", c.name, err)
 	}
@@ -172,7 +180,7 @@ func TestChartRejectsWrongValues(t *testing.T) {
 	for name, set := range cases {
 		t.Run(name, func(t *testing.T) {
 			vals := chartCase{name: name, set: set}.values(t)
-			if _, _, err := render(vals); err == nil {
+			if _, _, err := render(vals, ""); err == nil {
 				t.Fatalf("helm install accepted %v", set)
 			} else {
 				t.Logf("rejected as expected: %v", err)

@@ -3,6 +3,7 @@ module shop/services/deploytest
 go 1.26.0
 
 require (
+	github.com/blang/semver/v4 v4.0.0
 	go.starlark.net v0.0.0-20260908191801-89a6a09411d5
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.2
@@ -23,7 +24,6 @@ require (
 	github.com/Masterminds/squirrel v1.5.4 // indirect
 	github.com/ProtonMail/go-crypto v1.4.1 // indirect
 	github.com/asaskevich/govalidator v0.0.0-20230301143203-a9d515a09cc2 // indirect
-	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/chai2010/gettext-go v1.0.2 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/cyphar/filepath-securejoin v0.7.0 // indirect

@@ -19,7 +19,8 @@ while :; do sleep 0.05; done
 `
 
 // tilt/live.sh restarts the service with the synced binary on SIGHUP and passes SIGTERM on.
-// The test runs it with the machine's sh; the image runs it with busybox sh.
+// The test runs it with the machine's sh; the image runs it with busybox sh. What it keeps in
+// /tmp meanwhile is measured by TestLiveUpdateFitsTmp.
 func TestLiveUpdateSupervisor(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
@@ -56,18 +57,7 @@ func TestLiveUpdateSupervisor(t *testing.T) {
 	})
 	waitFor := func(line string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			data, _ := os.ReadFile(out)
-			for _, l := range strings.Split(string(data), "\n") {
-				if l == line {
-					return
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		data, _ := os.ReadFile(out)
-		t.Fatalf("no %q within 10s; output:\n%s", line, data)
+		waitForLine(t, out, line)
 	}
 
 	waitFor("start v1 serve --flag")

@@ -2,14 +2,17 @@ package deploytest
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/blang/semver/v4"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
@@ -26,8 +29,8 @@ type kustomizeCall struct {
 }
 
 type helmCall struct {
-	path, name, namespace string
-	values, set           []string
+	path, name, namespace, kubeVersion string
+	values, set                        []string
 }
 
 type portForward struct {
@@ -42,9 +45,10 @@ type k8sResourceCall struct {
 }
 
 type localResourceCall struct {
-	name, cmd        string
-	deps, labels     []string
-	manual, autoInit bool
+	name, cmd                  string
+	deps, labels, resourceDeps []string
+	env                        map[string]string
+	manual, autoInit, parallel bool
 }
 
 type liveStep struct {
@@ -53,6 +57,7 @@ type liveStep struct {
 
 type dockerBuildCall struct {
 	ref, context, dockerfile string
+	platform                 string
 	buildArgs                map[string]string
 	only                     []string
 	liveUpdate               []liveStep
@@ -114,10 +119,66 @@ func stringDict(v starlark.Value) (map[string]string, error) {
 	return out, nil
 }
 
+// tiltFloor is the oldest Tilt the Tiltfile may admit: before 0.36.0, helm() runs
+// `helm version --client`, which Helm 4 refuses.
+var tiltFloor = semver.MustParse("0.36.0")
+
+// checkTiltConstraint is what the version_settings stub asks of a constraint: Tilt parses it
+// with blang/semver's ParseRange, and it must refuse every Tilt older than tiltFloor. It
+// returns the oldest release the constraint admits (of 0.x.y with x, y < 100).
+func checkTiltConstraint(constraint string) (semver.Version, error) {
+	if constraint == "" {
+		return semver.Version{}, fmt.Errorf("version_settings: no constraint, so any Tilt runs the Tiltfile; want >=%s", tiltFloor)
+	}
+	admits, err := semver.ParseRange(constraint)
+	if err != nil {
+		return semver.Version{}, fmt.Errorf("version_settings: constraint %q: %v", constraint, err)
+	}
+	var oldest *semver.Version
+	for minor := uint64(0); minor < 100; minor++ {
+		for patch := uint64(0); patch < 100; patch++ {
+			v := semver.Version{Major: 0, Minor: minor, Patch: patch}
+			if !admits(v) {
+				continue
+			}
+			if v.LT(tiltFloor) {
+				return v, fmt.Errorf("version_settings: constraint %q admits Tilt %s; want none older than %s (helm() and Helm 4)", constraint, v, tiltFloor)
+			}
+			if oldest == nil {
+				oldest = &v
+			}
+		}
+	}
+	if oldest == nil {
+		return semver.Version{}, fmt.Errorf("version_settings: constraint %q admits no Tilt 0.x", constraint)
+	}
+	return *oldest, nil
+}
+
+// tiltEnv is the world the stubbed Tiltfile sees.
+type tiltEnv struct {
+	context string            // what k8s_context() answers
+	env     map[string]string // os.getenv
+	// node is what `kubectl get nodes` prints: "<architecture> <kubeletVersion>", or "" for
+	// an unreachable cluster.
+	node string
+	// source replaces the Tiltfile's text, if set.
+	source []byte
+}
+
+// defaultNode is the kind node the stub reports: the host's architecture.
+var defaultNode = runtime.GOARCH + " v1.34.0"
+
 // evalTiltfile runs the Tiltfile with Tilt's built-ins stubbed; kubeContext is what
 // k8s_context() answers.
 func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*tiltRecord, error) {
 	t.Helper()
+	return evalTiltfileIn(t, tiltEnv{context: kubeContext, env: env, node: defaultNode})
+}
+
+func evalTiltfileIn(t *testing.T, te tiltEnv) (*tiltRecord, error) {
+	t.Helper()
+	kubeContext, env := te.context, te.env
 	rec := &tiltRecord{}
 	blobs := 0
 	blob := func(kind string) starlark.Value {
@@ -151,8 +212,11 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 		"version_settings": builtin("version_settings", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var check bool
 			var constraint string
-			err := starlark.UnpackArgs("version_settings", args, kwargs, "check_updates?", &check, "constraint?", &constraint)
+			if err := starlark.UnpackArgs("version_settings", args, kwargs, "check_updates?", &check, "constraint?", &constraint); err != nil {
+				return nil, err
+			}
 			rec.versionSetting = constraint
+			_, err := checkTiltConstraint(constraint)
 			return starlark.None, err
 		}),
 		"allow_k8s_contexts": builtin("allow_k8s_contexts", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -190,7 +254,7 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 				return nil, err
 			}
 			s, err := stringList(set)
-			rec.helms = append(rec.helms, helmCall{path, name, ns, v, s})
+			rec.helms = append(rec.helms, helmCall{path, name, ns, kubeVersion, v, s})
 			return blob("helm"), err
 		}),
 		"k8s_yaml": builtin("k8s_yaml", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -220,7 +284,13 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 			if cmd == "go env GOARCH" {
 				return starlark.String(runtime.GOARCH + "\n"), nil
 			}
-			return nil, fmt.Errorf("local(%q): the stub knows only `go env GOARCH`; teach it before the Tiltfile runs more at load time", cmd)
+			// The cluster's node, from the kind cluster only; a failure must not fail the Tiltfile.
+			if strings.HasPrefix(cmd, "kubectl --context "+kubeContext+" get nodes ") &&
+				strings.Contains(cmd, "{.items[0].status.nodeInfo.architecture} {.items[0].status.nodeInfo.kubeletVersion}") &&
+				strings.HasSuffix(cmd, "|| true") {
+				return starlark.String(te.node), nil
+			}
+			return nil, fmt.Errorf("local(%q): the stub knows only `go env GOARCH` and the kind node's architecture and version; teach it before the Tiltfile runs more at load time", cmd)
 		}),
 		"port_forward": builtin("port_forward", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var local, container int
@@ -294,7 +364,7 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 				"dir?", &dir, "serve_dir?", &serveDir, "labels?", &labels); err != nil {
 				return nil, err
 			}
-			call := localResourceCall{name: name, autoInit: autoInit, manual: triggerMode == manual}
+			call := localResourceCall{name: name, autoInit: autoInit, manual: triggerMode == manual, parallel: allowParallel}
 			cmdList, err := stringList(cmd)
 			if err != nil {
 				return nil, err
@@ -304,6 +374,12 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 				return nil, err
 			}
 			if call.labels, err = stringList(labels); err != nil {
+				return nil, err
+			}
+			if call.resourceDeps, err = stringList(resourceDeps); err != nil {
+				return nil, err
+			}
+			if call.env, err = stringDict(env); err != nil {
 				return nil, err
 			}
 			rec.localResources = append(rec.localResources, call)
@@ -340,7 +416,7 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 				"platform?", &platform, "extra_hosts?", &extraHosts); err != nil {
 				return nil, err
 			}
-			call := dockerBuildCall{ref: ref, context: context, dockerfile: dockerfile}
+			call := dockerBuildCall{ref: ref, context: context, dockerfile: dockerfile, platform: platform}
 			var err error
 			if call.buildArgs, err = stringDict(buildArgs); err != nil {
 				return nil, err
@@ -405,7 +481,10 @@ func evalTiltfile(t *testing.T, kubeContext string, env map[string]string) (*til
 		return g, err
 	}
 	thread := &starlark.Thread{Name: "Tiltfile", Load: load}
-	src := readFile(t, repoPath("Tiltfile"))
+	src := te.source
+	if src == nil {
+		src = readFile(t, repoPath("Tiltfile"))
+	}
 	_, err := starlark.ExecFileOptions(opts, thread, "Tiltfile", src, predeclared)
 	if err != nil {
 		if ee, ok := err.(*starlark.EvalError); ok {
@@ -513,7 +592,8 @@ func TestTiltfile(t *testing.T) {
 			}
 		}
 		// Tilt's helm() leaves out templates/tests: the release objects only.
-		objects, _ := renderCase(t, chartCase{name: "tilt", valueFiles: h.values, set: h.set})
+		// The chart requires a Kubernetes version; the Tiltfile passes the node's (see below).
+		objects, _ := renderCase(t, chartCase{name: "tilt", valueFiles: h.values, set: h.set, kubeVersion: h.kubeVersion})
 		rendered = rendered.add(objects)
 	}
 	if len(rec.yamls) != len(rec.kustomizes)+len(rec.helms) {
@@ -547,14 +627,29 @@ func TestTiltfile(t *testing.T) {
 				t.Errorf("local_resource %s watches %s, which does not exist", lr.name, d)
 			}
 		}
-		if m := regexp.MustCompile(`go build .*-o (\S+)`).FindStringSubmatch(lr.cmd); m != nil {
-			produced[m[1]] = lr.name
-			if !strings.Contains(lr.cmd, "CGO_ENABLED=0") || !strings.Contains(lr.cmd, "GOOS=linux") || !strings.Contains(lr.cmd, "GOARCH="+runtime.GOARCH) {
-				t.Errorf("local_resource %s must compile with CGO_ENABLED=0 GOOS=linux and the host's GOARCH: %s", lr.name, lr.cmd)
+		c, ok, err := parseTiltCompile(lr.name, lr.cmd)
+		if err != nil {
+			t.Error(err)
+		}
+		if ok {
+			produced[c.out] = lr.name
+			// The stub's kind node runs on the host's architecture (defaultNode).
+			for _, e := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH} {
+				if !slices.Contains(c.env, e) {
+					t.Errorf("local_resource %s must compile with CGO_ENABLED=0 GOOS=linux and the node's GOARCH: %s", lr.name, lr.cmd)
+				}
 			}
-			pkg := lr.cmd[strings.LastIndex(lr.cmd, " ")+1:]
-			if !exists(repoPath(pkg)) {
-				t.Errorf("local_resource %s builds %s, which does not exist", lr.name, pkg)
+			if !exists(repoPath(c.pkg)) {
+				t.Errorf("local_resource %s builds %s, which does not exist", lr.name, c.pkg)
+			}
+			if !lr.parallel {
+				t.Errorf("local_resource %s: allow_parallel=False, so the services compile one after another", lr.name)
+			}
+			// The dev binary is built like the production one.
+			if df := repoPath(c.pkg, "Dockerfile"); exists(df) {
+				if want := parseDockerfile(t, df).goBuild(t).flags; !slices.Equal(c.flags, want) {
+					t.Errorf("local_resource %s builds with %v, the Dockerfile with %v", lr.name, c.flags, want)
+				}
 			}
 		}
 		if strings.Contains(lr.cmd, "go test") && lr.manual && !lr.autoInit {
@@ -563,6 +658,11 @@ func TestTiltfile(t *testing.T) {
 	}
 	if !manualTests {
 		t.Errorf("no manual local_resource runs the tests")
+	}
+	if oldest, err := checkTiltConstraint(rec.versionSetting); err != nil {
+		t.Error(err)
+	} else if floor := readmeFloor(t, "Tilt"); !floor.Equals(oldest) {
+		t.Errorf("README's install table asks for Tilt ≥ %s, version_settings admits %s and later", floor, oldest)
 	}
 
 	// Images: each build has a real context and Dockerfile and feeds a rendered workload.
@@ -699,25 +799,191 @@ func TestTiltfile(t *testing.T) {
 			}
 		}
 	}
-	// The URLs the README promises.
-	wantForwards := map[string]struct {
-		port     int
-		linkPath string
-	}{"gateway": {8000, "/docs"}, "jaeger": {16686, ""}}
-	for resource, want := range wantForwards {
-		found := false
-		for _, r := range rec.k8sResources {
-			if r.newName != resource && r.workload != resource {
-				continue
-			}
-			for _, pf := range r.portForwards {
-				if pf.local == want.port && pf.linkPath == want.linkPath {
-					found = true
-				}
+	checkForwards(t, rec)
+	checkTestsResource(t, rec)
+}
+
+// forwardTo is the local port of the resource's forward to the container port, or 0.
+func forwardTo(rec *tiltRecord, resource string, container int) int {
+	for _, r := range rec.k8sResources {
+		if r.newName != resource && r.workload != resource {
+			continue
+		}
+		for _, pf := range r.portForwards {
+			if pf.container == container || (pf.container == 0 && pf.local == container) {
+				return pf.local
 			}
 		}
-		if !found {
-			t.Errorf("no port forward localhost:%d%s to %s", want.port, want.linkPath, resource)
+	}
+	return 0
+}
+
+// reservedPorts are local ports the forwards must leave alone: `make run` (gateway, payments,
+// orders) and a local PostgreSQL and Redis, which `make test` uses.
+var reservedPorts = map[int]string{8000: "make run's gateway", 8001: "make run's payments", 8002: "make run's orders",
+	5432: "a local PostgreSQL", 6379: "a local Redis"}
+
+// checkForwards: the URLs the README promises are forwarded, to local ports `make run` and the
+// local stores do not use.
+func checkForwards(t *testing.T, rec *tiltRecord) {
+	t.Helper()
+	used := map[int]string{}
+	for _, r := range rec.k8sResources {
+		for _, pf := range r.portForwards {
+			if what, ok := reservedPorts[pf.local]; ok {
+				t.Errorf("k8s_resource(%q) forwards local port %d, which %s uses", r.workload, pf.local, what)
+			}
+			if other, ok := used[pf.local]; ok {
+				t.Errorf("local port %d is forwarded twice (%s, %s)", pf.local, other, r.workload)
+			}
+			used[pf.local] = r.workload
+		}
+	}
+	readme := string(readFile(t, repoPath("README.md")))
+	for _, want := range []struct {
+		resource       string
+		container      int
+		path, readmeAs string
+	}{{"gateway", 8000, "/docs", "the API docs"}, {"gateway", 8000, "/openapi.json", "the OpenAPI"}, {"jaeger", 16686, "", "the Jaeger UI"}} {
+		local := forwardTo(rec, want.resource, want.container)
+		if local == 0 {
+			t.Errorf("no port forward to %s:%d (%s)", want.resource, want.container, want.readmeAs)
+			continue
+		}
+		link := fmt.Sprintf("http://localhost:%d%s", local, want.path)
+		if !strings.Contains(readme, "| "+link+" |") {
+			t.Errorf("README's table of Tilt URLs does not list %s (%s)", link, want.readmeAs)
+		}
+	}
+}
+
+// checkTestsResource: the `tests` resource runs the Makefile's test packages against the
+// PostgreSQL and Redis Tilt started (through their forwards), without -race, which needs a C
+// compiler.
+func checkTestsResource(t *testing.T, rec *tiltRecord) {
+	t.Helper()
+	var tests *localResourceCall
+	for i, lr := range rec.localResources {
+		if lr.name == "tests" {
+			tests = &rec.localResources[i]
+		}
+	}
+	if tests == nil {
+		t.Fatal("no local_resource tests")
+	}
+	fields := shellFields(tests.cmd)
+	if len(fields) < 2 || fields[0] != "go" || fields[1] != "test" {
+		t.Errorf("tests runs %q, want go test (make test runs with -race and the local stores)", tests.cmd)
+	}
+	if slices.Contains(fields, "-race") {
+		t.Errorf("tests runs %q: -race needs cgo and a C compiler", tests.cmd)
+	}
+	makefile := string(readFile(t, repoPath("Makefile")))
+	m := regexp.MustCompile(`(?m)^MODULES\s*:=\s*(.+)$`).FindStringSubmatch(makefile)
+	if m == nil {
+		t.Fatal("Makefile has no MODULES")
+	}
+	for _, mod := range strings.Fields(m[1]) {
+		if !slices.Contains(fields, "./services/"+mod+"/...") {
+			t.Errorf("tests does not test ./services/%s/... (in the Makefile's MODULES): %s", mod, tests.cmd)
+		}
+	}
+	for _, store := range []struct {
+		resource, variable, scheme string
+		port                       int
+	}{{"postgresql", "TEST_DATABASE_URL", "postgres", 5432}, {"redis", "TEST_REDIS_URL", "redis", 6379}} {
+		local := forwardTo(rec, store.resource, store.port)
+		if local == 0 {
+			t.Errorf("%s is not forwarded, so tests cannot reach it", store.resource)
+			continue
+		}
+		u, err := url.Parse(tests.env[store.variable])
+		if err != nil || u.Scheme != store.scheme || u.Hostname() != "127.0.0.1" || u.Port() != strconv.Itoa(local) {
+			t.Errorf("tests: %s=%q, want a %s:// URL at 127.0.0.1:%d, the forward to %s", store.variable, tests.env[store.variable], store.scheme, local, store.resource)
+		}
+		if !slices.Contains(tests.resourceDeps, store.resource) {
+			t.Errorf("tests does not wait for %s", store.resource)
+		}
+	}
+}
+
+// readmeFloor is the version the README's install table asks for: "| [tool](…) ≥ X.Y |".
+func readmeFloor(t *testing.T, tool string) semver.Version {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^\| \[` + regexp.QuoteMeta(tool) + `\]\([^)]*\) ≥ (\d+\.\d+(?:\.\d+)?)`)
+	m := re.FindStringSubmatch(string(readFile(t, repoPath("README.md"))))
+	if m == nil {
+		t.Fatalf("README's install table has no row \"| [%s](…) ≥ version\"", tool)
+	}
+	v, err := semver.ParseTolerant(m[1])
+	if err != nil {
+		t.Fatalf("README: %s ≥ %s: %v", tool, m[1], err)
+	}
+	return v
+}
+
+// The README's floors: Tilt's matches version_settings (TestTiltfile); kind before 0.28 runs a
+// network policy implementation that blocks the kubelet's probes under a default-deny policy
+// (kind#3875); Helm before 3.15 renders for a Kubernetes older than the chart's kubeVersion
+// when no --kube-version is given.
+func TestReadmeVersionFloors(t *testing.T) {
+	for tool, floor := range map[string]string{"Tilt": "0.36.0", "kind": "0.28.0", "Helm": "3.15.0"} {
+		if got := readmeFloor(t, tool); got.LT(semver.MustParse(floor)) {
+			t.Errorf("README asks for %s ≥ %s, want ≥ %s", tool, got, floor)
+		}
+	}
+}
+
+// The version_settings stub refuses a Tiltfile that admits a Tilt older than tiltFloor.
+func TestTiltfileVersionFloor(t *testing.T) {
+	src := string(readFile(t, repoPath("Tiltfile")))
+	re := regexp.MustCompile(`version_settings\(constraint = "[^"]*"\)`)
+	if !re.MatchString(src) {
+		t.Fatal("the Tiltfile has no version_settings(constraint = ...)")
+	}
+	for _, c := range []string{">=0.33.0", ">=0.35.99", ">0.1.0", "<1.0.0", ">=0.36.0 || <0.20.0", ""} {
+		mod := re.ReplaceAllString(src, fmt.Sprintf("version_settings(constraint = %q)", c))
+		if _, err := evalTiltfileIn(t, tiltEnv{context: ctlptlContext(t), node: defaultNode, source: []byte(mod)}); err == nil {
+			t.Errorf("a Tiltfile with constraint %q passes", c)
+		}
+	}
+	for _, c := range []string{">=0.36.0", ">=0.36.1 <1.0.0"} {
+		mod := re.ReplaceAllString(src, fmt.Sprintf("version_settings(constraint = %q)", c))
+		if _, err := evalTiltfileIn(t, tiltEnv{context: ctlptlContext(t), node: defaultNode, source: []byte(mod)}); err != nil {
+			t.Errorf("constraint %q: %v", c, err)
+		}
+	}
+}
+
+// The compiles target the cluster node's architecture and helm() renders for its Kubernetes
+// version; an unreadable node falls back to the host's GOARCH and Helm's default version.
+func TestTiltfileFollowsTheNode(t *testing.T) {
+	kubeContext := ctlptlContext(t)
+	for _, tc := range []struct {
+		node, goarch, kubeVersion string
+	}{
+		{"arm64 v1.33.1", "arm64", "v1.33.1"},
+		{"amd64 v1.34.0", "amd64", "v1.34.0"},
+		{"", runtime.GOARCH, ""},
+	} {
+		rec, err := evalTiltfileIn(t, tiltEnv{context: kubeContext, node: tc.node})
+		if err != nil {
+			t.Fatalf("node %q: %v", tc.node, err)
+		}
+		for _, c := range tiltCompiles(t, rec) {
+			if !slices.Contains(c.env, "GOARCH="+tc.goarch) {
+				t.Errorf("node %q: %s compiles with %v, want GOARCH=%s", tc.node, c.resource, c.env, tc.goarch)
+			}
+		}
+		for _, b := range rec.dockerBuilds {
+			if b.platform != "linux/"+tc.goarch {
+				t.Errorf("node %q: docker_build(%s) platform %q, want linux/%s", tc.node, b.ref, b.platform, tc.goarch)
+			}
+		}
+		for _, h := range rec.helms {
+			if h.kubeVersion != tc.kubeVersion {
+				t.Errorf("node %q: helm(kube_version = %q), want %q", tc.node, h.kubeVersion, tc.kubeVersion)
+			}
 		}
 	}
 }
