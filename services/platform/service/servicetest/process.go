@@ -45,7 +45,8 @@ func Build(t testing.TB, name string) string {
 		t.Fatalf("find go.work: %v (GOWORK=%q)", err, gowork)
 	}
 	bin := filepath.Join(builds.dir, name)
-	cmd := exec.Command("go", "build", "-race", "-o", bin, "./services/"+name)
+	args := append([]string{"build"}, buildFlags...)
+	cmd := exec.Command("go", append(args, "-o", bin, "./services/"+name)...)
 	cmd.Dir = filepath.Dir(gowork)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./services/%s: %v\n%s", name, err, out)
