@@ -113,7 +113,13 @@ func (s *Spec) Run(ctx context.Context) {
 			wait = s.opts.RetryMin
 		}
 		if err != nil {
-			slog.WarnContext(ctx, "openapi: upstream spec unavailable", "error", err, "retry_in", next.String(), "serving", s.complete())
+			// The services often start with the gateway: the first few
+			// misses are expected, not worth a warning.
+			level := slog.LevelWarn
+			if !s.complete() && next < s.opts.RetryMax {
+				level = slog.LevelInfo
+			}
+			slog.Log(ctx, level, "openapi: upstream spec unavailable", "error", err, "retry_in", next.String(), "serving", s.complete())
 		}
 		select {
 		case <-ctx.Done():
