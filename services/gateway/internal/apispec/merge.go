@@ -1,7 +1,8 @@
 // Package apispec builds the gateway's public OpenAPI description: it fetches
 // each upstream service's spec, keeps only the operations the gateway routes
-// (never an internal one), merges them into the gateway's own spec and serves
-// the result, cached briefly, as JSON and YAML.
+// (never an internal one), merges them into the gateway's own spec, adds the
+// answers the gateway itself gives, and serves the result as OpenAPI 3.1 and
+// 3.0, JSON and YAML, once it is complete.
 package apispec
 
 import (
