@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 )
@@ -31,6 +32,8 @@ func Tag(api huma.API, name, description string) {
 		}
 	}
 	oapi.Tags = append(oapi.Tags, &huma.Tag{Name: name, Description: description})
+	// In alphabetical order, as docs list them.
+	slices.SortFunc(oapi.Tags, func(a, b *huma.Tag) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // problem documents one error status: when it is answered, and a typical

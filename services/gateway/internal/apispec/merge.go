@@ -385,6 +385,12 @@ func mergeTags(out, doc map[string]any) {
 		seen[name] = true
 		merged = append(merged, t)
 	}
+	name := func(t any) string {
+		tag, _ := t.(map[string]any)
+		n, _ := tag["name"].(string)
+		return n
+	}
+	slices.SortStableFunc(merged, func(a, b any) int { return strings.Compare(name(a), name(b)) })
 	out["tags"] = merged
 }
 
