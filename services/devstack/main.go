@@ -8,11 +8,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
@@ -29,6 +32,7 @@ import (
 // it stores in. Empty URLs mean the embedded stores.
 type settings struct {
 	DataDir             string
+	OpenAPIDir          string
 	GatewayAddr         string     `env:"GATEWAY_ADDR" envDefault:":8000" help:"gateway listen address"`
 	PaymentsAddr        string     `env:"PAYMENTS_ADDR" envDefault:":8001" help:"payments listen address"`
 	OrdersAddr          string     `env:"ORDERS_ADDR" envDefault:":8002" help:"orders listen address"`
@@ -44,6 +48,21 @@ type settings struct {
 
 func (c *settings) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "keep the SQLite databases in this directory (default: a temporary one, removed on exit)")
+	fs.StringVar(&c.OpenAPIDir, "openapi-dir", "", "write the gateway's and each service's OpenAPI descriptions (3.1 and 3.0, JSON) to this directory and exit; listens on free loopback ports")
+}
+
+// Validate checks the addresses, naming devstack's own variables (the
+// services would name theirs, HTTP_ADDR, which devstack does not read).
+func (c *settings) Validate() error {
+	var errs []error
+	for _, a := range []struct{ name, value string }{
+		{"GATEWAY_ADDR", c.GatewayAddr}, {"PAYMENTS_ADDR", c.PaymentsAddr}, {"ORDERS_ADDR", c.OrdersAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 func (c *settings) Addr() string      { return c.GatewayAddr }
 func (c *settings) Level() slog.Level { return c.LogLevel }
@@ -54,6 +73,19 @@ func main() {
 }
 
 func run(ctx context.Context, cfg settings) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.OpenAPIDir != "" {
+		for _, addr := range []*string{&cfg.GatewayAddr, &cfg.PaymentsAddr, &cfg.OrdersAddr} {
+			a, err := freeLoopbackAddr()
+			if err != nil {
+				return err
+			}
+			*addr = a
+		}
+	}
+
 	// 1. The data directory for the SQLite databases.
 	if cfg.DataDir == "" && (cfg.OrdersDatabaseURL == "" || cfg.PaymentsDatabaseURL == "") {
 		dir, err := os.MkdirTemp("", "shop-devstack-")
@@ -137,7 +169,7 @@ func run(ctx context.Context, cfg settings) error {
 		"orders":   func(ctx context.Context) error { return orders.Run(ctx, ordersCfg) },
 		"gateway":  func(ctx context.Context) error { return gateway.Run(ctx, gw) },
 	}
-	errc := make(chan error, len(services))
+	errc := make(chan error, len(services)+1)
 	for name, run := range services {
 		go func() {
 			err := run(ctx)
@@ -151,6 +183,25 @@ func run(ctx context.Context, cfg settings) error {
 			errc <- err
 		}()
 	}
+	if cfg.OpenAPIDir != "" {
+		// Write the descriptions, then stop everything.
+		go func() {
+			listening.Wait()
+			err := writeOpenAPI(ctx, "http://"+loopback(cfg.GatewayAddr), "http://"+loopback(cfg.OrdersAddr),
+				"http://"+loopback(cfg.PaymentsAddr), cfg.OpenAPIDir)
+			if err != nil {
+				errc <- fmt.Errorf("write OpenAPI: %w", err)
+			} else {
+				errc <- nil
+			}
+			cancel()
+		}()
+		var errs []error
+		for range len(services) + 1 {
+			errs = append(errs, <-errc)
+		}
+		return errors.Join(errs...)
+	}
 	go func() {
 		listening.Wait()
 		api := "http://" + loopback(cfg.GatewayAddr)
@@ -162,6 +213,63 @@ func run(ctx context.Context, cfg settings) error {
 		errs = append(errs, <-errc)
 	}
 	return errors.Join(errs...)
+}
+
+// freeLoopbackAddr returns a loopback address with a port free just now.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// writeOpenAPI waits until the gateway is ready (it holds the complete
+// merged description then) and writes every description to dir as
+// <name>.openapi.json (3.1) and <name>.openapi-3.0.json.
+func writeOpenAPI(ctx context.Context, gatewayURL, ordersURL, paymentsURL, dir string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(gatewayURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gateway not ready within 60s (last: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, base := range map[string]string{"gateway": gatewayURL, "orders": ordersURL, "payments": paymentsURL} {
+		for _, v := range []string{"", "-3.0"} {
+			resp, err := http.Get(base + "/openapi" + v + ".json")
+			if err != nil {
+				return err
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s/openapi%s.json: %s", base, v, resp.Status)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name+".openapi"+v+".json"), body, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // loopback turns a listen address into one a browser on this machine can use.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,15 @@ func TestMakeRunRemovesItsTemporaryData(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
 		t.Fatalf("devstack left %d entries in its temporary directory", len(entries))
+	}
+}
+
+// TestBadAddressNamesDevstacksVariable checks that a bad address is
+// reported by the variable devstack reads, not by the service's HTTP_ADDR.
+func TestBadAddressNamesDevstacksVariable(t *testing.T) {
+	cfg := settings{GatewayAddr: "8000", PaymentsAddr: servicetest.FreeAddr(t), OrdersAddr: servicetest.FreeAddr(t)}
+	err := run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_ADDR") || strings.Contains(err.Error(), "HTTP_ADDR") {
+		t.Fatalf("run with GATEWAY_ADDR=8000: %v, want an error naming GATEWAY_ADDR", err)
 	}
 }

@@ -1,25 +1,20 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
+	"net/url"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/jaegertest"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -29,7 +24,7 @@ import (
 // asks Jaeger's HTTP API for its trace until it holds the spans of gateway,
 // orders and payments, down to the orders consumer applying the result.
 func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
-	jaeger := startJaeger(t)
+	jaeger := jaegertest.Start(t)
 	redisURL := servicetest.RedisURL(t)
 	ordersDB, paymentsDB := dbtest.PostgresURL(t), dbtest.PostgresURL(t)
 	otlp := func(protocol, endpoint string) []string {
@@ -42,11 +37,11 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 	}
 	common := []string{"REDIS_URL=" + redisURL, "LOG_LEVEL=warn"}
 	payments := servicetest.Start(t, "payments", servicetest.Build(t, "payments"),
-		slices.Concat(common, otlp("http/protobuf", jaeger.otlpHTTP), []string{"DATABASE_URL=" + paymentsDB})...)
+		slices.Concat(common, otlp("http/protobuf", jaeger.OTLPHTTP), []string{"DATABASE_URL=" + paymentsDB})...)
 	orders := servicetest.Start(t, "orders", servicetest.Build(t, "orders"),
-		slices.Concat(common, otlp("http/protobuf", jaeger.otlpHTTP), []string{"DATABASE_URL=" + ordersDB})...)
+		slices.Concat(common, otlp("http/protobuf", jaeger.OTLPHTTP), []string{"DATABASE_URL=" + ordersDB})...)
 	gateway := servicetest.Start(t, "gateway", servicetest.Build(t, "gateway"),
-		slices.Concat(otlp("grpc", jaeger.otlpGRPC), []string{"ORDERS_URL=" + orders.URL, "PAYMENTS_URL=" + payments.URL, "LOG_LEVEL=info"})...)
+		slices.Concat(otlp("grpc", jaeger.OTLPGRPC), []string{"ORDERS_URL=" + orders.URL, "PAYMENTS_URL=" + payments.URL, "LOG_LEVEL=info"})...)
 
 	c := newClient()
 	c.mustCall(t, "POST", gateway.URL+"/accounts", map[string]any{"user_id": 1}, nil)
@@ -78,17 +73,26 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 	var got map[string][]string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got = jaeger.trace(t, traceID)
+		got = jaegerTraceOf(t, jaeger, traceID)
 		if hasAll(got, want) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger's trace %s has %v, want at least %v\njaeger output:\n%s", traceID, got, want, jaeger.log.String())
+			t.Fatalf("Jaeger's trace %s has %v, want at least %v\njaeger output:\n%s", traceID, got, want, jaeger.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// What shopctl trace searches: the orders span tagged with the order id.
+	var byOrder struct {
+		Data []jaegerTrace `json:"data"`
+	}
+	tags := url.QueryEscape(`{"order.id":"` + created.ID + `"}`)
+	if !jaegerGet(t, jaeger, "/api/traces?limit=20&lookback=1h&service=orders&operation=POST%20/orders&tags="+tags, &byOrder) ||
+		len(byOrder.Data) != 1 || byOrder.Data[0].TraceID != traceID {
+		t.Errorf("searching Jaeger for order.id=%s finds %d traces, want trace %s", created.ID, len(byOrder.Data), traceID)
+	}
 	// What the README tells a reader to click: service gateway, Find Traces.
-	if !jaeger.found(t, "gateway", "POST /orders", traceID) {
+	if !jaegerFinds(t, jaeger, "gateway", "POST /orders", traceID) {
 		t.Errorf("searching Jaeger for service gateway, operation POST /orders does not find trace %s", traceID)
 	}
 	// The gateway's request log line carries the same trace id.
@@ -114,41 +118,35 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// jaegerProcess is a running Jaeger all-in-one.
-type jaegerProcess struct {
-	otlpGRPC, otlpHTTP, query string
-	log                       *logBuffer
-}
-
 // trace returns the operations of trace id by service name, or nil while
 // Jaeger does not know the trace.
-func (j *jaegerProcess) trace(t *testing.T, id string) map[string][]string {
+func jaegerTraceOf(t *testing.T, j *jaegertest.Jaeger, id string) map[string][]string {
 	t.Helper()
 	var out struct {
 		Data []jaegerTrace `json:"data"`
 	}
-	if !j.get(t, "/api/traces/"+id, &out) || len(out.Data) == 0 {
+	if !jaegerGet(t, j, "/api/traces/"+id, &out) || len(out.Data) == 0 {
 		return nil
 	}
 	return out.Data[0].operations()
 }
 
 // found reports whether searching service's operation finds trace id.
-func (j *jaegerProcess) found(t *testing.T, service, operation, id string) bool {
+func jaegerFinds(t *testing.T, j *jaegertest.Jaeger, service, operation, id string) bool {
 	t.Helper()
 	var out struct {
 		Data []jaegerTrace `json:"data"`
 	}
 	path := "/api/traces?limit=20&lookback=1h&service=" + service + "&operation=" + strings.ReplaceAll(operation, " ", "%20")
-	if !j.get(t, path, &out) {
+	if !jaegerGet(t, j, path, &out) {
 		return false
 	}
 	return slices.ContainsFunc(out.Data, func(tr jaegerTrace) bool { return tr.TraceID == id })
 }
 
-func (j *jaegerProcess) get(t *testing.T, path string, out any) bool {
+func jaegerGet(t *testing.T, j *jaegertest.Jaeger, path string, out any) bool {
 	t.Helper()
-	resp, err := http.Get("http://" + j.query + path)
+	resp, err := http.Get(j.QueryURL() + path)
 	if err != nil {
 		t.Fatalf("Jaeger query: %v", err)
 	}
@@ -186,195 +184,11 @@ func (tr jaegerTrace) operations() map[string][]string {
 	return ops
 }
 
-// jaegerConfig is Jaeger v2's all-in-one configuration with in-memory
-// storage, on the ports the test chose.
-const jaegerConfig = `
-service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: {{health}}
-  jaeger_query:
-    storage:
-      traces: memstore
-    http:
-      endpoint: {{query}}
-    grpc:
-      endpoint: {{queryGRPC}}
-  jaeger_storage:
-    backends:
-      memstore:
-        memory:
-          max_traces: 10000
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {{otlpGRPC}}
-      http:
-        endpoint: {{otlpHTTP}}
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memstore
-`
-
-// startJaeger starts the Jaeger that services/tools pins and waits until
-// it is healthy; it is stopped when t ends.
-func startJaeger(t *testing.T) *jaegerProcess {
-	t.Helper()
-	bin := jaegerBinary(t)
-	j := &jaegerProcess{
-		otlpGRPC: servicetest.FreeAddr(t), otlpHTTP: servicetest.FreeAddr(t), query: servicetest.FreeAddr(t),
-		log: &logBuffer{},
-	}
-	health := servicetest.FreeAddr(t)
-	config := strings.NewReplacer("{{health}}", health, "{{query}}", j.query, "{{queryGRPC}}", servicetest.FreeAddr(t),
-		"{{otlpGRPC}}", j.otlpGRPC, "{{otlpHTTP}}", j.otlpHTTP).Replace(jaegerConfig)
-	path := filepath.Join(t.TempDir(), "jaeger.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", "file:"+path)
-	out := j.log
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("Jaeger exited:\n%s", out.String())
-		default:
-		}
-		if resp, err := http.Get("http://" + health + "/status"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return j
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger not healthy within 60s:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// jaegerBinary returns the Jaeger binary of the version services/tools
-// pins, built with GOWORK=off (its dependencies must not raise the
-// services') and cached under ${XDG_CACHE_HOME:-$HOME/.cache}/shop, keyed by
-// the tool module's go.sum, so only the first run pays for the build. A
-// failed build skips the test on a laptop and fails it with CI=true.
-func jaegerBinary(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOWORK").Output()
-	gowork := strings.TrimSpace(string(out))
-	if err != nil || gowork == "" || gowork == "off" {
-		t.Fatalf("find go.work: %v", err)
-	}
-	tools := filepath.Join(filepath.Dir(gowork), "services", "tools")
-	path, err := jaegerCachePath(tools)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	cmd := exec.Command("go", "build", "-o", tmp, "github.com/jaegertracing/jaeger/cmd/jaeger")
-	cmd.Dir = tools
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		dbtest.Unavailable(t, fmt.Sprintf("build Jaeger in %s: %v\n%s", tools, err, out))
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("built %s in %s", path, time.Since(start).Round(time.Second))
-	return path
-}
-
-// jaegerCachePath is where the Jaeger binary of the tool module in dir is
-// cached: jaeger-<version>-<go.sum hash>.
-func jaegerCachePath(dir string) (string, error) {
-	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	m := regexp.MustCompile(`(?m)^\s*github\.com/jaegertracing/jaeger (v\S+)`).FindSubmatch(mod)
-	if m == nil {
-		return "", fmt.Errorf("%s/go.mod requires no github.com/jaegertracing/jaeger", dir)
-	}
-	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
-	if err != nil {
-		return "", err
-	}
-	h := sha256.Sum256(sum)
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		cache = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(cache, "shop", fmt.Sprintf("jaeger-%s-%s", m[1], hex.EncodeToString(h[:6]))), nil
-}
-
-// logBuffer collects a process's output while the test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestCollectorConfigIsValid checks the root otel-collector.yaml with the
 // binary the collector Deployment runs (Jaeger v2, the version kustomize/base
 // pins): every component type known and configured correctly.
 func TestCollectorConfigIsValid(t *testing.T) {
-	bin := jaegerBinary(t)
+	bin := jaegertest.Binary(t)
 	out, err := exec.Command("go", "env", "GOWORK").Output()
 	if err != nil {
 		t.Fatal(err)

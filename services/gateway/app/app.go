@@ -22,7 +22,6 @@ import (
 
 const (
 	title       = "Shop API"
-	version     = "0.1.0"
 	description = "The public API of the shop: accounts and their balances, and orders, which are paid " +
 		"for automatically. Every error is an RFC 9457 problem (application/problem+json)."
 )
@@ -48,20 +47,27 @@ func Run(ctx context.Context, cfg Config) error {
 		otelhttp.WithTracerProvider(cfg.Telemetry.TracerProvider()),
 		otelhttp.WithMeterProvider(cfg.Telemetry.MeterProvider()))
 
-	// 3. Health. Readiness checks no upstream on purpose: with a service
-	// down, the gateway still serves the other service's operations, the
-	// docs, and a clear 502 for the rest. Were it unready, the load balancer
-	// would drop every gateway replica at once and turn one service's outage
-	// into the whole shop's, with connection errors instead of problem
-	// answers. Each service's own readiness takes its replicas out of its
-	// Service instead.
+	// 3. The HTTP handler: routes, the gateway's own API and the merged
+	// spec, which fetches the services' descriptions in the background
+	// until it has them all.
 	health := web.NewHealth()
-
-	// 4. The HTTP handler: routes, the gateway's own API and the merged spec.
-	handler, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes, cfg.Telemetry)
+	handler, spec, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes, cfg.Telemetry)
 	if err != nil {
 		return err
 	}
+	specCtx, stopSpec := context.WithCancel(ctx)
+	defer stopSpec()
+	go spec.Run(specCtx)
+
+	// 4. Health. Readiness waits, once, for the complete API description:
+	// a gateway that cannot yet describe its whole API is not ready.
+	// Afterwards it checks no upstream on purpose: with a service down, the
+	// gateway still serves the other service's operations, the docs, and a
+	// clear 502 for the rest. Were it unready, the load balancer would drop
+	// every gateway replica at once and turn one service's outage into the
+	// whole shop's, with connection errors instead of problem answers. Each
+	// service's own readiness takes its replicas out of its Service instead.
+	health.Add(web.Check{Name: "openapi", Check: spec.Check})
 
 	// 5. Serve until ctx ends. Then readiness fails first, and only after
 	// that does the server stop accepting and drain what it has.
@@ -76,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // newHandler builds the gateway's HTTP handler.
-func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64, tel telemetry.Providers) (http.Handler, error) {
+func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64, tel telemetry.Providers) (http.Handler, *apispec.Spec, error) {
 	mux := http.NewServeMux()
 
 	// The gateway's own Huma API (health routes and docs UI) lives on a mux
@@ -85,7 +91,7 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	// one; registering both on one mux would panic. The merged spec takes
 	// the gateway's own operations from api.OpenAPI() instead.
 	own := http.NewServeMux()
-	api := web.NewAPI(own, title, version, description)
+	api := web.NewAPI(own, title, description)
 	health.Register(api)
 	for _, pattern := range []string{"GET /health", "GET /livez", "GET /readyz", "GET /docs", "GET /docs/"} {
 		mux.Handle(pattern, own)
@@ -97,13 +103,15 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	}
 	spec, err := apispec.New(api.OpenAPI(), sources, proxy.Routed, apispec.Options{Client: &http.Client{Transport: rt}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux.HandleFunc("GET /openapi.json", spec.ServeJSON)
 	mux.HandleFunc("GET /openapi.yaml", spec.ServeYAML)
+	mux.HandleFunc("GET /openapi-3.0.json", spec.ServeJSON30)
+	mux.HandleFunc("GET /openapi-3.0.yaml", spec.ServeYAML30)
 
 	if err := proxy.Register(mux, proxy.Config{Upstreams: upstreams, Transport: rt, MaxBodyBytes: maxBody}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var h http.Handler = web.WithProblems(mux)
@@ -112,5 +120,5 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	// A server span per request (health probes aside), named by route,
 	// whose context otelhttp's transport carries to the service.
 	h = web.Observe(h, mux, tel)
-	return h, nil
+	return h, spec, nil
 }

@@ -50,8 +50,24 @@ type gateway struct {
 }
 
 // start runs the gateway with cfg until the test ends, and checks that it
-// then stops cleanly.
+// then stops cleanly. It returns once the gateway is ready: it has fetched
+// the services' API descriptions, so the services' request logs hold only
+// the test's requests from then on.
 func start(t *testing.T, cfg app.Config) *gateway {
+	t.Helper()
+	g := startUnready(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for g.do(t, http.MethodGet, "/readyz", nil, nil).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not ready within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return g
+}
+
+// startUnready is start without waiting for readiness.
+func startUnready(t *testing.T, cfg app.Config) *gateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan net.Addr, 1)
@@ -319,7 +335,7 @@ func TestUpstreamFailures(t *testing.T) {
 	orders := upstreamtest.NewOrders(t)
 	cfg := testConfig(orders.URL, closedURL(t)) // payments is down
 	cfg.UpstreamTimeout = 300 * time.Millisecond
-	g := start(t, cfg)
+	g := startUnready(t, cfg)
 
 	tests := []struct {
 		name         string
@@ -349,11 +365,43 @@ func TestUpstreamFailures(t *testing.T) {
 		})
 	}
 
-	// The gateway itself stays ready, and its docs answer.
-	for _, path := range []string{"/readyz", "/health", "/livez", "/openapi.json", "/openapi.yaml", "/docs"} {
+	// It lives and serves its docs page, but it cannot describe its whole
+	// API: not ready, and no partial description that looks complete.
+	for _, path := range []string{"/livez", "/docs"} {
 		if resp := g.do(t, http.MethodGet, path, nil, nil); resp.status != http.StatusOK {
 			t.Errorf("GET %s with payments down: %d %s", path, resp.status, resp.body)
 		}
+	}
+	for _, path := range []string{"/readyz", "/health", "/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml"} {
+		problem(t, g.do(t, http.MethodGet, path, nil, nil), http.StatusServiceUnavailable)
+	}
+}
+
+// TestReadyOnceSpecComplete starts the gateway before payments listens:
+// it turns ready, and serves the whole description, once payments is up.
+func TestReadyOnceSpecComplete(t *testing.T) {
+	orders := upstreamtest.NewOrders(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paymentsURL := "http://" + ln.Addr().String()
+	ln.Close()
+	g := startUnready(t, testConfig(orders.URL, paymentsURL))
+	if resp := g.do(t, http.MethodGet, "/readyz", nil, nil); resp.status != http.StatusServiceUnavailable {
+		t.Fatalf("ready before payments is up: %d %s", resp.status, resp.body)
+	}
+	upstreamtest.NewPaymentsAt(t, ln.Addr().String())
+	deadline := time.Now().Add(10 * time.Second)
+	for g.do(t, http.MethodGet, "/readyz", nil, nil).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not ready within 10s of payments coming up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp := g.do(t, http.MethodGet, "/openapi-3.0.json", nil, nil)
+	if resp.status != http.StatusOK || !bytes.Contains(resp.body, []byte(`"/accounts/top-up"`)) || !bytes.Contains(resp.body, []byte(`"openapi":"3.0.3"`)) {
+		t.Errorf("GET /openapi-3.0.json: %d %.300s", resp.status, resp.body)
 	}
 }
 

@@ -56,7 +56,22 @@ func startGateway(t *testing.T, ordersURL, paymentsURL string) string {
 	})
 	select {
 	case a := <-addrs:
-		return "http://" + a.String()
+		// Ready once it holds the services' whole API description.
+		url := "http://" + a.String()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(url + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return url
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway not ready within 30s: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	case err := <-errc:
 		errc <- err
 		t.Fatalf("gateway did not start: %v", err)

@@ -17,9 +17,6 @@ import (
 	"shop/services/platform/web"
 )
 
-// Version is the API version in the OpenAPI document.
-const Version = "1.0.0"
-
 // DefaultConfig is the configuration before the environment is read.
 func DefaultConfig() service.Config {
 	return service.Config{HTTPAddr: ":8002", DatabaseURL: "sqlite:data/orders.db"}
@@ -40,7 +37,7 @@ func New(infra *service.Infra) *App {
 	ob := outbox.New(infra.DB)
 	st := store.New(infra.DB, ob)
 	payments := order.NewPayments(st)
-	h := service.NewHTTP(infra, "Orders", Version, "Orders and their status; each order is paid for automatically.")
+	h := service.NewHTTP(infra, "Orders", "Orders and their status; each order is paid for automatically.")
 	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
 	return &App{
 		Handler:  h.Handler,

@@ -59,7 +59,7 @@ func TestOrdersAPI(t *testing.T) {
 				first.ID == "" || first.CreatedAt == "" || first.CreatedAt != first.UpdatedAt || first.CancelReason != "" {
 				t.Fatalf("created %+v", first)
 			}
-			second := create(t, h, `{"user_id":5,"amount":12.5}`)
+			second := create(t, h, `{"user_id":5,"amount":"12.5"}`)
 			if second.Amount != "12.50" || second.Description != "" {
 				t.Fatalf("created %+v", second)
 			}
@@ -89,11 +89,12 @@ func TestOrdersAPI(t *testing.T) {
 				status             int
 				detail             string
 			}{
-				{"POST", "/orders", `{"user_id":5,"amount":"0"}`, 422, "greater than zero"},
-				{"POST", "/orders", `{"user_id":5,"amount":"-1.00"}`, 422, ""},
-				{"POST", "/orders", `{"user_id":5,"amount":1.005}`, 422, "two fraction digits"},
-				{"POST", "/orders", `{"user_id":5,"amount":"1e2"}`, 422, ""},
-				{"POST", "/orders", `{"user_id":5,"amount":"1000000000.01"}`, 422, ""},
+				{"POST", "/orders", `{"user_id":5,"amount":"0"}`, 422, "must be greater than 0"},
+				{"POST", "/orders", `{"user_id":5,"amount":"-1.00"}`, 422, "must be greater than 0"},
+				{"POST", "/orders", `{"user_id":5,"amount":"1.001"}`, 422, "at most two fraction digits"},
+				{"POST", "/orders", `{"user_id":5,"amount":"1e2"}`, 422, "decimal number such as 12.30"},
+				{"POST", "/orders", `{"user_id":5,"amount":"1000000000.01"}`, 422, "at most 1000000000.00"},
+				{"POST", "/orders", `{"user_id":5,"amount":12.5}`, 422, "must be a JSON string"},
 				{"POST", "/orders", `{"user_id":5}`, 422, "amount"},
 				{"POST", "/orders", `{"amount":"1.00"}`, 422, "user_id"},
 				{"POST", "/orders", `{"user_id":0,"amount":"1.00"}`, 422, "user_id"},

@@ -17,9 +17,6 @@ import (
 	"shop/services/platform/web"
 )
 
-// Version is the API version in the OpenAPI document.
-const Version = "1.0.0"
-
 // DefaultConfig is the configuration before the environment is read.
 func DefaultConfig() service.Config {
 	return service.Config{HTTPAddr: ":8001", DatabaseURL: "sqlite:data/payments.db"}
@@ -40,7 +37,7 @@ func New(infra *service.Infra) *App {
 	st := store.New(infra.DB)
 	ob := outbox.New(infra.DB)
 	proc := payment.NewProcessor(st, ob, payment.WithMeterProvider(infra.Telemetry.MeterProvider()))
-	h := service.NewHTTP(infra, "Payments", Version, "Accounts and balances; pays for orders.")
+	h := service.NewHTTP(infra, "Payments", "Accounts and balances; pays for orders.")
 	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Accounts: st, Processor: proc, Outcomes: st})
 	return &App{
 		Handler:   h.Handler,

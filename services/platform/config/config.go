@@ -92,15 +92,22 @@ func explain(err error, cfg any) error {
 // Usage writes the command's flags and the environment variables it reads,
 // with their defaults and help texts.
 func Usage(w io.Writer, name string, fs *flag.FlagSet, cfg any) {
-	fmt.Fprintf(w, "Usage: %s [flags]\n\n", name)
 	hasFlags := false
 	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
-		fmt.Fprintln(w, "Flags:")
+		fmt.Fprintf(w, "Usage: %s [flags]\n\nFlags:\n", name)
 		fs.PrintDefaults()
 		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintf(w, "Usage: %s\n\n", name)
 	}
 	fmt.Fprintln(w, "Environment:")
+	PrintEnv(w, cfg)
+}
+
+// PrintEnv writes the environment variables cfg reads, one a line, with
+// their help texts and defaults.
+func PrintEnv(w io.Writer, cfg any) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, f := range fields(cfg) {
 		// A value set before loading is the default too (see Config).

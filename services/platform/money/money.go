@@ -16,8 +16,9 @@ import (
 type Amount int64
 
 // Positive is an amount a client sends: greater than zero and at most
-// MaxAmount, written as a JSON string ("12.30") or number (12.3) with at most
-// two fraction digits. Decoding enforces all of it.
+// MaxAmount, with at most two fraction digits. The HTTP APIs take it as a
+// JSON string only ("12.30", see Schema); decoding also reads a JSON number's
+// text (12.3) by the same rules, never through float64.
 type Positive Amount
 
 // MaxAmount is the largest amount a client may send in one request,
@@ -27,10 +28,10 @@ const MaxAmount Amount = 1_000_000_000_00
 
 // Errors returned by Parse and ParsePositive, worded for clients.
 var (
-	ErrSyntax      = errors.New("must be a decimal number such as 12.30")
+	ErrSyntax      = errors.New("must be a decimal number such as 12.30, without sign, exponent or leading zeros")
 	ErrPrecision   = errors.New("must have at most two fraction digits")
-	ErrNotPositive = errors.New("must be greater than zero")
-	ErrTooLarge    = fmt.Errorf("must not exceed %s", MaxAmount)
+	ErrNotPositive = errors.New("must be greater than 0")
+	ErrTooLarge    = fmt.Errorf("must be at most %s", MaxAmount)
 )
 
 // Parse reads an amount written as decimal digits with an optional minus sign

@@ -3,6 +3,8 @@ package money_test
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 
 	"shop/services/platform/money"
@@ -113,5 +115,53 @@ func TestPositiveMarshalJSON(t *testing.T) {
 	}{A: 705})
 	if err != nil || string(got) != `{"a":"7.05"}` {
 		t.Fatalf("Marshal = %s, %v", got, err)
+	}
+}
+
+// TestPositivePattern checks that the published pattern accepts exactly the
+// text ParsePositive accepts, on the edges and on every short decimal.
+func TestPositivePattern(t *testing.T) {
+	re := regexp.MustCompile(money.PositivePattern)
+	check := func(s string) {
+		_, err := money.ParsePositive(s)
+		if re.MatchString(s) != (err == nil) {
+			t.Errorf("%q: pattern matches %v, ParsePositive error %v", s, re.MatchString(s), err)
+		}
+		if (err == nil) != (money.Explain(s) == "") {
+			t.Errorf("%q: Explain = %q, ParsePositive error %v", s, money.Explain(s), err)
+		}
+	}
+	for _, s := range []string{
+		"0", "0.0", "0.00", "0.01", "0.1", "0.10", "0.09", "0.9", "0.99", "1", "1.0", "1.00", "1.001",
+		"999999999.99", "1000000000", "1000000000.0", "1000000000.00", "1000000000.01", "1000000001",
+		"9999999999", "10000000000", "-1.00", "1e2", "01", "00.5", ".5", "5.", "+5", " 5", "",
+	} {
+		check(s)
+	}
+	alphabet := []byte("0159.-")
+	var gen func(prefix []byte, n int)
+	gen = func(prefix []byte, n int) {
+		check(string(prefix))
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			gen(append(prefix, c), n-1)
+		}
+	}
+	gen(nil, 6)
+}
+
+func TestExplainSaysWhatIsWrong(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.001":         "at most two fraction digits",
+		"0":             "must be greater than 0",
+		"-1.00":         "must be greater than 0",
+		"1000000000.01": "at most 1000000000.00",
+		"1e2":           "decimal number such as 12.30",
+	} {
+		if got := money.Explain(in); !strings.Contains(got, want) {
+			t.Errorf("Explain(%q) = %q, want it to say %q", in, got, want)
+		}
 	}
 }

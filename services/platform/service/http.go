@@ -19,10 +19,10 @@ type HTTP struct {
 
 // NewHTTP returns the HTTP side of a service on infra; the service registers
 // its operations on API.
-func NewHTTP(infra *Infra, title, version, description string) *HTTP {
+func NewHTTP(infra *Infra, title, description string) *HTTP {
 	health := web.NewHealth(infra.Checks()...)
 	mux := http.NewServeMux()
-	api := web.NewAPI(mux, title, version, description)
+	api := web.NewAPI(mux, title, description)
 	health.Register(api)
 	return &HTTP{
 		API:     api,

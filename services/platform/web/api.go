@@ -9,11 +9,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
+	"shop/services/platform/buildinfo"
 	"shop/services/platform/docsui"
+	"shop/services/platform/money"
 )
 
 // InternalTag marks operations that are for other services, not for clients.
@@ -22,25 +25,35 @@ import (
 const InternalTag = "internal"
 
 // NewAPI returns a Huma API for a service named title, registered on mux,
-// with the spec at /openapi.json and /openapi.yaml and the docs UI (served
-// from the binary) at /docs.
-func NewAPI(mux *http.ServeMux, title, version, description string) huma.API {
-	cfg := huma.DefaultConfig(title, version)
+// with the spec at /openapi.json, /openapi.yaml and (OpenAPI 3.0, for older
+// tools) /openapi-3.0.json and /openapi-3.0.yaml, and the docs UI (served
+// from the binary) at /docs. The description carries the shop's version
+// (buildinfo), contact, license and a relative server, and every operation
+// lists every error answer it can give, each with an example (see
+// documentOperation).
+func NewAPI(mux *http.ServeMux, title, description string) huma.API {
+	cfg := huma.DefaultConfig(title, buildinfo.Version())
 	cfg.Info.Description = description
+	cfg.Info.Contact = Contact
+	cfg.Info.License = License
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "this service"}}
 	cfg.DocsPath = "" // Huma's page loads from a CDN; docsui serves ours.
 	cfg.SchemasPath = ""
 	// No "$schema" field or describedBy link in responses: the schemas are in
 	// the OpenAPI document, and clients should not depend on more URLs.
 	cfg.CreateHooks = nil
 	cfg.Transformers = nil
+	cfg.OpenAPI.OnAddOperation = append(cfg.OpenAPI.OnAddOperation, documentOperation, rememberAmounts)
 	api := humago.New(mux, cfg)
+	Tag(api, HealthTag, "Whether the service is up and ready.")
 	docs := docsui.Handler(title, "/openapi.json")
 	mux.Handle("GET /docs", docs)
 	mux.Handle("GET /docs/", docs)
 	return api
 }
 
-// Internal marks op as internal: tagged, and flagged for the gateway.
+// Internal marks op as internal: tagged, and flagged for the gateway. The
+// API declares the tag; see DeclareInternal.
 func Internal(op huma.Operation) huma.Operation {
 	op.Tags = append(op.Tags, InternalTag)
 	if op.Extensions == nil {
@@ -50,14 +63,35 @@ func Internal(op huma.Operation) huma.Operation {
 	return op
 }
 
+// DeclareInternal declares InternalTag in api's description.
+func DeclareInternal(api huma.API) {
+	Tag(api, InternalTag, "For the other services of the shop, on the internal network; the gateway neither routes nor documents these.")
+}
+
 func init() {
 	huma.NewErrorWithContext = newError
+}
+
+// amountFields are the error locations of amount properties ("body.amount")
+// in the request bodies of every API in the process.
+var amountFields sync.Map
+
+func rememberAmounts(oapi *huma.OpenAPI, op *huma.Operation) {
+	for _, loc := range amountLocations(oapi, op, money.PositivePattern) {
+		amountFields.Store(loc, true)
+	}
+}
+
+func isAmountField(loc string) bool {
+	_, ok := amountFields.Load(loc)
+	return ok
 }
 
 // newError builds Huma's problem+json errors. A 5xx keeps its cause out of the
 // body: the body says "internal error" and the cause goes to the log.
 func newError(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 	if status < http.StatusInternalServerError {
+		explainAmounts(errs, money.Explain, money.PositivePattern, isAmountField)
 		return huma.NewError(status, msg, errs...)
 	}
 	ctx := context.Background()

@@ -30,6 +30,9 @@ func NewHealth(checks ...Check) *Health {
 	return &Health{checks: checks}
 }
 
+// Add adds a readiness check. Call it before serving.
+func (h *Health) Add(c Check) { h.checks = append(h.checks, c) }
+
 // Drain makes readiness fail from now on, so load balancers stop sending
 // traffic while the server finishes what it has.
 func (h *Health) Drain() { h.draining.Store(true) }
@@ -60,12 +63,13 @@ type statusOutput struct {
 // Register adds the health routes to api.
 func (h *Health) Register(api huma.API) {
 	huma.Register(api, huma.Operation{
-		OperationID: "health",
+		OperationID: "get-health",
 		Method:      http.MethodGet,
 		Path:        "/health",
 		Summary:     "Service health",
 		Description: "Reports whether the service and its dependencies are ready; 503 when not.",
-		Tags:        []string{"health"},
+		Tags:        []string{HealthTag},
+		Errors:      []int{http.StatusServiceUnavailable},
 	}, h.ready)
 	huma.Register(api, huma.Operation{
 		OperationID: "readyz",

@@ -29,7 +29,7 @@ func TestObserve(t *testing.T) {
 	t.Cleanup(func() { slog.SetDefault(prev) })
 
 	mux := http.NewServeMux()
-	api := web.NewAPI(mux, "Test", "1.0.0", "")
+	api := web.NewAPI(mux, "Test", "")
 	web.NewHealth().Register(api)
 	huma.Get(api, "/things/{id}", func(ctx context.Context, in *struct {
 		ID string `path:"id"`

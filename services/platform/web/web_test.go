@@ -22,7 +22,7 @@ type greeting struct {
 
 func newTestAPI(t *testing.T) http.Handler {
 	mux := http.NewServeMux()
-	api := web.NewAPI(mux, "Test", "1.0.0", "test API")
+	api := web.NewAPI(mux, "Test", "test API")
 	huma.Register(api, huma.Operation{OperationID: "fail", Method: "GET", Path: "/fail"},
 		func(context.Context, *struct{}) (*struct{}, error) {
 			return nil, errors.New("pq: password authentication failed for user secret_user")

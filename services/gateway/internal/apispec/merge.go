@@ -1,15 +1,21 @@
 // Package apispec builds the gateway's public OpenAPI description: it fetches
 // each upstream service's spec, keeps only the operations the gateway routes
-// (never an internal one), merges them into the gateway's own spec and serves
-// the result, cached briefly, as JSON and YAML.
+// (never an internal one), merges them into the gateway's own spec, adds the
+// answers the gateway itself gives, and serves the result as OpenAPI 3.1 and
+// 3.0, JSON and YAML, once it is complete.
 package apispec
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"shop/services/platform/web"
 )
@@ -113,6 +119,7 @@ func Merge(own map[string]any, upstreams []Upstream, routed Routed) (map[string]
 						}
 						opIDs[id] = true
 					}
+					addGatewayAnswers(op)
 				}
 				target[key] = value
 			}
@@ -122,6 +129,37 @@ func Merge(own map[string]any, upstreams []Upstream, routed Routed) (map[string]
 
 	out["servers"] = []any{map[string]any{"url": "/", "description": "this gateway"}}
 	return out, renames
+}
+
+// GatewayStatuses are the answers the gateway itself gives on every routed
+// operation, besides the service's own: 502 when the service cannot be
+// reached, 504 when it is too slow, and for a request body 400 (unreadable)
+// and 413 (over MAX_BODY_BYTES). Authentication will add 401 and 403 here,
+// rate limits 429: one line each.
+var GatewayStatuses = struct{ Always, WithBody []int }{
+	Always:   []int{http.StatusBadGateway, http.StatusGatewayTimeout},
+	WithBody: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge},
+}
+
+// addGatewayAnswers documents GatewayStatuses on op (a routed operation),
+// keeping the service's own description of a status it documents too.
+func addGatewayAnswers(op map[string]any) {
+	statuses := GatewayStatuses.Always
+	if _, ok := op["requestBody"]; ok {
+		statuses = slices.Concat(statuses, GatewayStatuses.WithBody)
+	}
+	responses := object(op, "responses")
+	for _, status := range statuses {
+		code := strconv.Itoa(status)
+		if _, ok := responses[code]; ok {
+			continue
+		}
+		resp := web.ProblemResponse(status, &huma.Schema{Ref: "#/components/schemas/ErrorModel"}, nil)
+		b, _ := json.Marshal(resp) // plain data: cannot fail
+		var v map[string]any
+		_ = json.Unmarshal(b, &v)
+		responses[code] = v
+	}
 }
 
 // filterPaths removes from paths every operation that is internal or that
@@ -347,6 +385,12 @@ func mergeTags(out, doc map[string]any) {
 		seen[name] = true
 		merged = append(merged, t)
 	}
+	name := func(t any) string {
+		tag, _ := t.(map[string]any)
+		n, _ := tag["name"].(string)
+		return n
+	}
+	slices.SortStableFunc(merged, func(a, b any) int { return strings.Compare(name(a), name(b)) })
 	out["tags"] = merged
 }
 

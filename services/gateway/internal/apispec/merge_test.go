@@ -20,7 +20,7 @@ import (
 // do, lets register add operations, and returns its OpenAPI as decoded JSON.
 func spec(t *testing.T, title string, register func(api huma.API)) map[string]any {
 	t.Helper()
-	api := web.NewAPI(http.NewServeMux(), title, "1.0.0", "")
+	api := web.NewAPI(http.NewServeMux(), title, "")
 	register(api)
 	return decode(t, api.OpenAPI())
 }
@@ -119,7 +119,7 @@ func TestMergeServices(t *testing.T) {
 		t.Errorf("/orders operations = %v, want get and post", got)
 	}
 	// The gateway's own /health stays: the services' are not routed.
-	if got := dig(merged, "paths", "/health", "get", "operationId"); got != "health" {
+	if got := dig(merged, "paths", "/health", "get", "operationId"); got != "get-health" {
 		t.Errorf("/health operationId = %v, want the gateway's health", got)
 	}
 	schemas := keys(dig(merged, "components", "schemas"))

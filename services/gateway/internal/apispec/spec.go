@@ -17,6 +17,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/yaml"
+
+	"shop/services/platform/web"
 )
 
 // Source is an upstream service and the URL of its OpenAPI JSON.
@@ -27,12 +29,12 @@ type Source struct {
 
 // Options tune a Spec. Zero values take the defaults.
 type Options struct {
-	// TTL is how long a merged spec is served before it is rebuilt (30s).
+	// TTL is how often a complete spec is fetched again (30s), so a
+	// service's new version shows in the docs soon after it rolls out.
 	TTL time.Duration
-	// RetryAfter is how long a merged spec that lacks an upstream's current
-	// spec is served before it is rebuilt (5s), so docs recover soon after
-	// the upstream does.
-	RetryAfter time.Duration
+	// RetryMin and RetryMax bound the growing wait between attempts while
+	// an upstream's spec cannot be fetched (100ms, 5s).
+	RetryMin, RetryMax time.Duration
 	// FetchTimeout bounds fetching one upstream's spec (5s).
 	FetchTimeout time.Duration
 	// Client fetches the specs (http.DefaultClient).
@@ -42,41 +44,34 @@ type Options struct {
 // maxSpecBytes bounds an upstream's spec: ours are tens of kilobytes.
 const maxSpecBytes = 8 << 20
 
-// Spec serves the merged public spec at /openapi.json and /openapi.yaml.
+// Spec serves the merged public spec at /openapi.json, /openapi.yaml,
+// /openapi-3.0.json and /openapi-3.0.yaml.
 //
-// The merged spec is built on demand and cached for TTL. Once it is older, a
-// request is answered from the cache at once while one rebuild runs in the
-// background (stale-while-revalidate), so only the very first request waits
-// for the upstreams, and never longer than FetchTimeout. An upstream whose
-// spec cannot be fetched contributes the last spec it served, if any; the
-// merged spec then says so in its description and in "x-unavailable", and
-// is rebuilt after RetryAfter rather than TTL. The docs never fail because
-// an upstream does: at worst they show the gateway's own operations.
+// Run fetches every upstream's spec in the background, retrying the ones
+// that fail with a growing wait, until it has them all; only then does Spec
+// serve the merged spec, and Check (a readiness check) pass. Until then the
+// routes answer 503 with Retry-After: a client, or a generator of clients,
+// never gets a partial description that looks complete. Afterwards Run
+// fetches the specs again every TTL; a fetch that fails keeps the last
+// complete spec, so an upstream that goes down later changes nothing here.
 type Spec struct {
 	own     map[string]any
 	sources []Source
 	routed  Routed
 	opts    Options
 
-	mu         sync.Mutex
-	current    *rendered
-	refreshing chan struct{} // closed when the running rebuild ends; nil if none runs
-	last       map[string]fetched
-}
-
-type fetched struct {
-	doc map[string]any
-	at  time.Time
+	mu      sync.RWMutex
+	current *rendered // nil until every upstream's spec was fetched once
 }
 
 type rendered struct {
-	json, yaml []byte
-	etag       string
-	expires    time.Time
+	json, yaml, json30, yaml30 []byte
+	etag                       string
 }
 
 // New returns a Spec merging own, the gateway's own API (complete: it is
-// read once), with the operations of sources that routed allows.
+// read once), with the operations of sources that routed allows. It serves
+// 503 until Run has fetched every source once.
 func New(own *huma.OpenAPI, sources []Source, routed Routed, opts Options) (*Spec, error) {
 	b, err := json.Marshal(own)
 	if err != nil {
@@ -89,8 +84,11 @@ func New(own *huma.OpenAPI, sources []Source, routed Routed, opts Options) (*Spe
 	if opts.TTL <= 0 {
 		opts.TTL = 30 * time.Second
 	}
-	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = 5 * time.Second
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 100 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Second
 	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 5 * time.Second
@@ -98,159 +96,155 @@ func New(own *huma.OpenAPI, sources []Source, routed Routed, opts Options) (*Spe
 	if opts.Client == nil {
 		opts.Client = http.DefaultClient
 	}
-	return &Spec{own: doc, sources: sources, routed: routed, opts: opts, last: map[string]fetched{}}, nil
+	return &Spec{own: doc, sources: sources, routed: routed, opts: opts}, nil
 }
 
-// ServeJSON answers with the merged spec as JSON.
+// Run keeps the merged spec: it fetches every upstream's spec until all
+// have answered (retrying with a growing wait), then again every TTL, until
+// ctx ends.
+func (s *Spec) Run(ctx context.Context) {
+	wait := s.opts.RetryMin
+	for {
+		err := s.refresh(ctx)
+		next := s.opts.TTL
+		if err != nil && !s.complete() {
+			next, wait = wait, min(2*wait, s.opts.RetryMax)
+		} else {
+			wait = s.opts.RetryMin
+		}
+		if err != nil {
+			// The services often start with the gateway: the first few
+			// misses are expected, not worth a warning.
+			level := slog.LevelWarn
+			if !s.complete() && next < s.opts.RetryMax {
+				level = slog.LevelInfo
+			}
+			slog.Log(ctx, level, "openapi: upstream spec unavailable", "error", err, "retry_in", next.String(), "serving", s.complete())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next):
+		}
+	}
+}
+
+// Check fails until the merged spec is complete: the gateway is not ready
+// before it can describe its whole API.
+func (s *Spec) Check(context.Context) error {
+	if !s.complete() {
+		return errors.New("the API descriptions of the services are not fetched yet")
+	}
+	return nil
+}
+
+func (s *Spec) complete() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.current != nil
+}
+
+// ServeJSON answers with the merged spec as JSON (OpenAPI 3.1).
 func (s *Spec) ServeJSON(w http.ResponseWriter, r *http.Request) {
-	doc := s.get(r.Context())
-	serve(w, r, "application/openapi+json", doc.etag, doc.json)
+	s.serve(w, r, "application/openapi+json", "", func(d *rendered) []byte { return d.json })
 }
 
-// ServeYAML answers with the merged spec as YAML.
+// ServeYAML answers with the merged spec as YAML (OpenAPI 3.1).
 func (s *Spec) ServeYAML(w http.ResponseWriter, r *http.Request) {
-	doc := s.get(r.Context())
-	serve(w, r, "application/openapi+yaml", doc.etag+"-yaml", doc.yaml)
+	s.serve(w, r, "application/openapi+yaml", "-yaml", func(d *rendered) []byte { return d.yaml })
 }
 
-func serve(w http.ResponseWriter, r *http.Request, contentType, etag string, body []byte) {
+// ServeJSON30 answers with the merged spec as OpenAPI 3.0 JSON, for tools
+// that do not read 3.1 yet (oapi-codegen, for one).
+func (s *Spec) ServeJSON30(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, "application/openapi+json", "-3.0", func(d *rendered) []byte { return d.json30 })
+}
+
+// ServeYAML30 answers with the merged spec as OpenAPI 3.0 YAML.
+func (s *Spec) ServeYAML30(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, "application/openapi+yaml", "-3.0-yaml", func(d *rendered) []byte { return d.yaml30 })
+}
+
+func (s *Spec) serve(w http.ResponseWriter, r *http.Request, contentType, etagSuffix string, body func(*rendered) []byte) {
+	s.mu.RLock()
+	doc := s.current
+	s.mu.RUnlock()
+	if doc == nil {
+		w.Header().Set("Retry-After", "1")
+		web.WriteProblem(w, r, http.StatusServiceUnavailable,
+			"the API description is not complete yet: the gateway is still fetching the services' descriptions")
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", `"`+etag+`"`)
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	h.Set("ETag", `"`+doc.etag+etagSuffix+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body(doc)))
 }
 
-// get returns the merged spec: the cached one if any (starting a rebuild
-// when it has expired), or else the result of the first build.
-func (s *Spec) get(ctx context.Context) *rendered {
-	s.mu.Lock()
-	current := s.current
-	if current != nil && time.Now().Before(current.expires) {
-		s.mu.Unlock()
-		return current
-	}
-	done := s.refreshing
-	if done == nil {
-		done = make(chan struct{})
-		s.refreshing = done
-		go s.rebuild(done)
-	}
-	s.mu.Unlock()
-	if current != nil {
-		return current
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current != nil {
-		return s.current
-	}
-	// The client gave up before the first build ended; it can have the
-	// gateway's own operations.
-	own, _ := Merge(s.own, nil, s.routed)
-	return s.render(own, s.sources, time.Time{})
-}
-
-// rebuild fetches every upstream's spec, merges them and caches the result.
-// It runs on its own, not on a request's context: a client that gives up
-// should not waste the work for the next one.
-func (s *Spec) rebuild(done chan struct{}) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.FetchTimeout)
+// refresh fetches every upstream's spec and, when all answered, merges them
+// and makes the result current.
+func (s *Spec) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.FetchTimeout)
 	defer cancel()
-
 	docs := make([]map[string]any, len(s.sources))
 	errs := make([]error, len(s.sources))
 	var wg sync.WaitGroup
 	for i, src := range s.sources {
-		wg.Go(func() { docs[i], errs[i] = s.fetch(ctx, src.URL) })
+		wg.Go(func() {
+			docs[i], errs[i] = s.fetch(ctx, src.URL)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("%s: %w", src.Name, errs[i])
+			}
+		})
 	}
 	wg.Wait()
-
-	now := time.Now()
-	var upstreams []Upstream
-	var missing []Source // upstreams not at their current spec
-	var notes []any
-	s.mu.Lock()
-	for i, src := range s.sources {
-		if errs[i] == nil {
-			s.last[src.Name] = fetched{doc: docs[i], at: now}
-			upstreams = append(upstreams, Upstream{Name: src.Name, Doc: docs[i]})
-			continue
-		}
-		slog.Warn("openapi: upstream spec unavailable", "upstream", src.Name, "url", src.URL, "error", errs[i])
-		missing = append(missing, src)
-		note := map[string]any{"service": src.Name}
-		if last, ok := s.last[src.Name]; ok {
-			upstreams = append(upstreams, Upstream{Name: src.Name, Doc: last.doc})
-			note["stale"] = true
-			note["as_of"] = last.at.UTC().Format(time.RFC3339)
-			note["reason"] = "the service's API description could not be fetched; shown as it was last seen"
-		} else {
-			note["reason"] = "the service's API description could not be fetched; its operations are missing"
-		}
-		notes = append(notes, note)
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	s.mu.Unlock()
-
+	upstreams := make([]Upstream, len(s.sources))
+	for i, src := range s.sources {
+		upstreams[i] = Upstream{Name: src.Name, Doc: docs[i]}
+	}
 	merged, renames := Merge(s.own, upstreams, s.routed)
 	for _, r := range renames {
 		slog.Warn("openapi: component name clash, renamed", "upstream", r.Service, "section", r.Section, "from", r.From, "to", r.To)
 	}
-	if len(notes) > 0 {
-		merged["x-unavailable"] = notes
-		info := object(merged, "info")
-		desc, _ := info["description"].(string)
-		var names []string
-		for _, src := range missing {
-			names = append(names, src.Name)
-		}
-		info["description"] = strings.TrimSpace(desc + "\n\n**Warning:** the API description of " +
-			strings.Join(names, ", ") + " could not be fetched just now; see x-unavailable.")
+	doc, err := render(merged)
+	if err != nil {
+		return err
 	}
-
-	ttl := s.opts.TTL
-	if len(missing) > 0 {
-		ttl = min(ttl, s.opts.RetryAfter)
-	}
-	doc := s.render(merged, nil, now.Add(ttl))
-
 	s.mu.Lock()
+	first := s.current == nil
 	s.current = doc
-	s.refreshing = nil
 	s.mu.Unlock()
-	close(done)
+	if first {
+		slog.Info("openapi: merged API description complete", "services", len(s.sources))
+	}
+	return nil
 }
 
-// render encodes doc. When that fails, which a document decoded from JSON
-// cannot make it do, it falls back to the gateway's own spec with every
-// source in unavailable, so the docs still answer.
-func (s *Spec) render(doc map[string]any, unavailable []Source, expires time.Time) *rendered {
-	if len(unavailable) > 0 {
-		doc = deepCopy(doc).(map[string]any)
-		var notes []any
-		for _, src := range unavailable {
-			notes = append(notes, map[string]any{"service": src.Name, "reason": "the service's API description is not loaded yet"})
-		}
-		doc["x-unavailable"] = notes
-	}
+// render encodes the merged spec as OpenAPI 3.1 and 3.0, JSON and YAML.
+func render(doc map[string]any) (*rendered, error) {
 	js, err := json.Marshal(doc)
 	if err != nil {
-		slog.Error("openapi: encode merged spec", "error", err)
-		if len(unavailable) == 0 {
-			return s.render(s.own, s.sources, expires)
-		}
-		js = []byte(`{"openapi":"3.1.0","info":{"title":"unavailable","version":"0"},"paths":{}}`)
+		return nil, fmt.Errorf("encode merged spec: %w", err)
 	}
-	var y bytes.Buffer
+	// Huma's downgrade works on its OpenAPI type; extensions are written
+	// over its fields, so a document held as extensions is downgraded whole.
+	js30, err := huma.OpenAPI{Extensions: doc}.Downgrade()
+	if err != nil {
+		return nil, fmt.Errorf("downgrade merged spec to OpenAPI 3.0: %w", err)
+	}
+	var y, y30 bytes.Buffer
 	if err := yaml.Convert(&y, bytes.NewReader(js)); err != nil {
-		slog.Error("openapi: convert merged spec to YAML", "error", err)
+		return nil, fmt.Errorf("convert merged spec to YAML: %w", err)
+	}
+	if err := yaml.Convert(&y30, bytes.NewReader(js30)); err != nil {
+		return nil, fmt.Errorf("convert merged 3.0 spec to YAML: %w", err)
 	}
 	sum := sha256.Sum256(js)
-	return &rendered{json: js, yaml: y.Bytes(), etag: hex.EncodeToString(sum[:12]), expires: expires}
+	return &rendered{json: js, yaml: y.Bytes(), json30: js30, yaml30: y30.Bytes(), etag: hex.EncodeToString(sum[:12])}, nil
 }
 
 // fetch GETs an OpenAPI 3 document.

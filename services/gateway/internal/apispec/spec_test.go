@@ -1,6 +1,7 @@
 package apispec_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,13 +73,23 @@ func (s *specServer) fail(status int, body string) {
 
 func newSpec(t *testing.T, opts apispec.Options, sources ...apispec.Source) *apispec.Spec {
 	t.Helper()
-	api := web.NewAPI(http.NewServeMux(), "Shop API", "0.1.0", "The shop.")
+	api := web.NewAPI(http.NewServeMux(), "Shop API", "The shop.")
 	web.NewHealth().Register(api)
 	s, err := apispec.New(api.OpenAPI(), sources, proxy.Routed, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return s
+}
+
+// waitComplete polls until s serves its spec.
+func waitComplete(t *testing.T, s *apispec.Spec) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() bool { return s.Check(context.Background()) == nil }, "the spec never became complete")
 }
 
 func get(t *testing.T, h http.HandlerFunc, header http.Header) (*http.Response, []byte) {
@@ -124,6 +136,7 @@ func TestSpecServesMergedJSONAndYAML(t *testing.T) {
 	s := newSpec(t, apispec.Options{},
 		apispec.Source{Name: "orders", URL: orders.URL + "/openapi.json"},
 		apispec.Source{Name: "payments", URL: payments.URL + "/openapi.json"})
+	waitComplete(t, s)
 
 	resp, js := get(t, s.ServeJSON, nil)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/openapi+json" {
@@ -137,8 +150,24 @@ func TestSpecServesMergedJSONAndYAML(t *testing.T) {
 	if got := keys(doc["paths"]); !slices.Equal(got, want) {
 		t.Errorf("paths = %v, want %v", got, want)
 	}
-	if doc["x-unavailable"] != nil {
-		t.Errorf("x-unavailable = %v with every upstream up", doc["x-unavailable"])
+	// Every routed operation documents the gateway's own answers.
+	for _, code := range []string{"400", "413", "502", "504"} {
+		if dig(doc, "paths", "/orders", "post", "responses", code, "content", "application/problem+json", "example", "status") != float64(mustAtoi(t, code)) {
+			t.Errorf("POST /orders has no %s answer with an example of its own status", code)
+		}
+	}
+	if dig(doc, "paths", "/orders/{order_id}", "get", "responses", "413") != nil {
+		t.Error("GET /orders/{order_id} documents 413, but it takes no body")
+	}
+
+	// OpenAPI 3.0 for the tools that need it: the same operations.
+	resp, js30 := get(t, s.ServeJSON30, nil)
+	var doc30 map[string]any
+	if err := json.Unmarshal(js30, &doc30); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("3.0 spec: %d, %v", resp.StatusCode, err)
+	}
+	if doc30["openapi"] != "3.0.3" || !slices.Equal(keys(doc30["paths"]), want) {
+		t.Errorf("3.0 spec: openapi %v, paths %v", doc30["openapi"], keys(doc30["paths"]))
 	}
 
 	resp, y := get(t, s.ServeYAML, nil)
@@ -175,25 +204,14 @@ func jsonEqual(t *testing.T, a, b any) bool {
 	return string(ja) == string(jb)
 }
 
-func TestSpecCachesAndRefreshes(t *testing.T) {
+func TestSpecRefreshes(t *testing.T) {
 	orders := newSpecServer(t, fetchSpec(t, upstreamtest.NewOrders(t)))
-	s := newSpec(t, apispec.Options{TTL: time.Hour}, apispec.Source{Name: "orders", URL: orders.URL})
-
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() { getDoc(t, s) })
-	}
-	wg.Wait()
-	if n := orders.fetches.Load(); n != 1 {
-		t.Errorf("%d fetches for 20 concurrent requests within the TTL, want 1", n)
-	}
-
-	// With a short TTL a change upstream shows soon, without a client ever
-	// waiting for the upstream.
-	s = newSpec(t, apispec.Options{TTL: 20 * time.Millisecond}, apispec.Source{Name: "orders", URL: orders.URL})
+	s := newSpec(t, apispec.Options{TTL: 20 * time.Millisecond}, apispec.Source{Name: "orders", URL: orders.URL})
+	waitComplete(t, s)
 	if _, ok := dig(getDoc(t, s), "paths", "/orders").(map[string]any); !ok {
 		t.Fatal("no /orders in the first spec")
 	}
+	// A change upstream shows soon, without a client waiting for it.
 	changed := fetchSpec(t, upstreamtest.NewOrders(t))
 	delete(changed["paths"].(map[string]any), "/orders")
 	orders.set(t, changed)
@@ -201,57 +219,61 @@ func TestSpecCachesAndRefreshes(t *testing.T) {
 		"the spec never showed the upstream's change")
 }
 
-func TestSpecUnavailableUpstream(t *testing.T) {
-	up := upstreamtest.NewOrders(t)
-	good := fetchSpec(t, up)
-
+// TestSpecWaitsForEveryUpstream checks that the gateway never serves a
+// partial description: 503 (and not ready) until every upstream's spec was
+// fetched, retried in the background; afterwards an upstream that fails
+// leaves the complete spec in place.
+func TestSpecWaitsForEveryUpstream(t *testing.T) {
+	good := fetchSpec(t, upstreamtest.NewOrders(t))
 	tests := []struct {
-		name string
-		// breakIt makes the orders source fail; seen says whether the
-		// gateway fetched it once before.
-		breakIt   func(s *specServer)
-		seen      bool
-		wantPaths []string
-		wantStale bool
+		name    string
+		breakIt func(s *specServer)
 	}{
-		{"down from the start", func(s *specServer) { s.Close() }, false, []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/health"}, false},
-		{"answers 500", func(s *specServer) { s.fail(http.StatusInternalServerError, "boom") }, false, []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/health"}, false},
-		{"answers something not OpenAPI", func(s *specServer) { s.fail(http.StatusOK, `{"hello":"world"}`) }, false, []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/health"}, false},
-		{"goes down after being seen", func(s *specServer) { s.Close() }, true, []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/health", "/orders", "/orders/{order_id}"}, true},
+		{"answers 500", func(s *specServer) { s.fail(http.StatusInternalServerError, "boom") }},
+		{"answers something not OpenAPI", func(s *specServer) { s.fail(http.StatusOK, `{"hello":"world"}`) }},
+		{"hangs", func(s *specServer) { s.mu.Lock(); s.hang = true; s.mu.Unlock() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			orders := newSpecServer(t, good)
+			tt.breakIt(orders)
 			payments := upstreamtest.NewPayments(t)
-			s := newSpec(t, apispec.Options{TTL: time.Millisecond, RetryAfter: time.Millisecond},
+			s := newSpec(t, apispec.Options{TTL: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond, FetchTimeout: 100 * time.Millisecond},
 				apispec.Source{Name: "orders", URL: orders.URL},
 				apispec.Source{Name: "payments", URL: payments.URL + "/openapi.json"})
-			if tt.seen {
-				if dig(getDoc(t, s), "paths", "/orders") == nil {
-					t.Fatal("orders missing while up")
+
+			// Several attempts fail: still 503, still not ready.
+			eventually(t, 5*time.Second, func() bool { return orders.fetches.Load() >= 3 }, "the spec is not retried")
+			for _, serve := range []http.HandlerFunc{s.ServeJSON, s.ServeYAML, s.ServeJSON30, s.ServeYAML30} {
+				resp, body := get(t, serve, nil)
+				if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+					resp.Header.Get("Content-Type") != "application/problem+json" {
+					t.Errorf("with orders failing: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 				}
 			}
-			tt.breakIt(orders)
-			var doc map[string]any
-			eventually(t, 5*time.Second, func() bool {
-				doc = getDoc(t, s)
-				return doc["x-unavailable"] != nil
-			}, "the spec never reported orders unavailable")
+			if s.Check(context.Background()) == nil {
+				t.Error("ready without the orders spec")
+			}
 
-			if got := keys(doc["paths"]); !slices.Equal(got, tt.wantPaths) {
-				t.Errorf("paths = %v, want %v", got, tt.wantPaths)
+			// The upstream recovers: the complete spec is served.
+			orders.mu.Lock()
+			orders.hang = false
+			orders.mu.Unlock()
+			orders.set(t, good)
+			waitComplete(t, s)
+			want := []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/health", "/orders", "/orders/{order_id}"}
+			if got := keys(getDoc(t, s)["paths"]); !slices.Equal(got, want) {
+				t.Errorf("paths = %v, want %v", got, want)
 			}
-			notes, _ := doc["x-unavailable"].([]any)
-			if len(notes) != 1 || dig(notes[0], "service") != "orders" {
-				t.Fatalf("x-unavailable = %v, want orders", doc["x-unavailable"])
+
+			// It fails again: the complete spec stays.
+			before := orders.fetches.Load()
+			tt.breakIt(orders)
+			eventually(t, 5*time.Second, func() bool { return orders.fetches.Load() >= before+2 }, "the spec is not refreshed")
+			if got := keys(getDoc(t, s)["paths"]); !slices.Equal(got, want) {
+				t.Errorf("after orders failed again: paths = %v, want %v", got, want)
 			}
-			if stale := dig(notes[0], "stale") == true; stale != tt.wantStale {
-				t.Errorf("stale = %v, want %v", stale, tt.wantStale)
-			}
-			if desc, _ := dig(doc, "info", "description").(string); !strings.Contains(desc, "orders could not be fetched") {
-				t.Errorf("description %q does not warn", desc)
-			}
-			if strings.Contains(mustJSON(t, doc), "127.0.0.1") {
+			if strings.Contains(mustJSON(t, getDoc(t, s)), "127.0.0.1") {
 				t.Error("the spec names an upstream's address")
 			}
 		})
@@ -266,21 +288,12 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-func TestSpecSlowUpstreamDoesNotHoldTheDocs(t *testing.T) {
-	orders := newSpecServer(t, fetchSpec(t, upstreamtest.NewOrders(t)))
-	orders.mu.Lock()
-	orders.hang = true
-	orders.mu.Unlock()
-	s := newSpec(t, apispec.Options{FetchTimeout: 100 * time.Millisecond}, apispec.Source{Name: "orders", URL: orders.URL})
-
-	start := time.Now()
-	doc := getDoc(t, s)
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("first request took %s with a hanging upstream", took)
+func mustAtoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if doc["x-unavailable"] == nil || dig(doc, "paths", "/health") == nil {
-		t.Errorf("want the gateway's own spec with x-unavailable, got paths %v, x-unavailable %v", keys(doc["paths"]), doc["x-unavailable"])
-	}
+	return n
 }
 
 func TestMain(m *testing.M) {

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -64,10 +65,15 @@ func (s *Server) Last() (Request, bool) {
 const CrashDetail = "panic: pq: password authentication failed for user shop at 10.0.3.7:5432"
 
 func start(t testing.TB, title string, register func(api huma.API)) *Server {
+	return startAt(t, "", title, register)
+}
+
+// startAt starts the fake on addr ("" for any free loopback port).
+func startAt(t testing.TB, addr, title string, register func(api huma.API)) *Server {
 	t.Helper()
 	s := &Server{}
 	mux := http.NewServeMux()
-	s.API = web.NewAPI(mux, title, "1.0.0", "fake "+title+" for the gateway's tests")
+	s.API = web.NewAPI(mux, title, "fake "+title+" for the gateway's tests")
 	web.NewHealth().Register(s.API)
 	register(s.API)
 	problems := web.WithProblems(mux)
@@ -86,7 +92,16 @@ func start(t testing.TB, title string, register func(api huma.API)) *Server {
 			problems.ServeHTTP(w, r)
 		}
 	})
-	s.Server = httptest.NewServer(web.WithRequestID(record))
+	s.Server = httptest.NewUnstartedServer(web.WithRequestID(record))
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Server.Listener.Close()
+		s.Server.Listener = ln
+	}
+	s.Server.Start()
 	t.Cleanup(s.Close)
 	return s
 }
@@ -171,8 +186,11 @@ type PaymentRequest struct {
 type accountOutput struct{ Body Account }
 
 // NewPayments starts a fake payments service.
-func NewPayments(t testing.TB) *Server {
-	return start(t, "Payments API", func(api huma.API) {
+func NewPayments(t testing.TB) *Server { return NewPaymentsAt(t, "") }
+
+// NewPaymentsAt starts a fake payments service listening on addr.
+func NewPaymentsAt(t testing.TB, addr string) *Server {
+	return startAt(t, addr, "Payments API", func(api huma.API) {
 		huma.Register(api, huma.Operation{OperationID: "create-account", Method: http.MethodPost, Path: "/accounts",
 			Tags: []string{"accounts"}, DefaultStatus: http.StatusCreated},
 			func(_ context.Context, in *struct {

@@ -27,7 +27,7 @@ type Deps struct {
 
 // OrderBody is an order as clients see it.
 type OrderBody struct {
-	ID           uuid.UUID    `json:"id" doc:"Order id (UUIDv7)."`
+	ID           uuid.UUID    `json:"id" format:"uuid" doc:"Order id (UUIDv7)."`
 	UserID       int64        `json:"user_id" example:"42"`
 	Amount       money.Amount `json:"amount"`
 	Description  string       `json:"description"`
@@ -69,14 +69,14 @@ type listOutput struct {
 }
 
 type getInput struct {
-	OrderID uuid.UUID `path:"order_id" format:"uuid"`
+	OrderID uuid.UUID `path:"order_id" format:"uuid" doc:"The order's id, as POST /orders answered it."`
 }
 
 // PaymentStatusBody is the internal payment result: the same message the
 // payments.results stream carries, with its id for deduplication.
 type PaymentStatusBody struct {
-	MessageID uuid.UUID `json:"message_id" doc:"Deduplication key: a message id is applied at most once."`
-	OrderID   uuid.UUID `json:"order_id"`
+	MessageID uuid.UUID `json:"message_id" format:"uuid" doc:"Deduplication key: a message id is applied at most once."`
+	OrderID   uuid.UUID `json:"order_id" format:"uuid"`
 	Status    string    `json:"status" enum:"FINISHED,CANCELLED"`
 	Reason    string    `json:"reason,omitempty" maxLength:"500" doc:"Why the payment was declined."`
 }
@@ -88,6 +88,8 @@ type paymentStatusInput struct {
 // Register adds the operations to api.
 func Register(api huma.API, d Deps) {
 	h := &handlers{d}
+	web.Tag(api, "orders", "Orders and their status. Creating an order pays for it automatically: it is NEW until the payment settles it as FINISHED or CANCELLED.")
+	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
 		OperationID:   "create-order",
 		Method:        http.MethodPost,
@@ -112,6 +114,7 @@ func Register(api huma.API, d Deps) {
 		Method:      http.MethodGet,
 		Path:        "/orders/{order_id}",
 		Summary:     "Get an order",
+		Description: "One order with its current status; poll it to see a NEW order settle.",
 		Tags:        []string{"orders"},
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, h.get)
@@ -136,6 +139,8 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*orderOutput, e
 	if err := h.Orders.Create(ctx, o); err != nil {
 		return nil, err
 	}
+	// The order's trace is found by this tag (shopctl trace ORDER_ID).
+	web.TagSpan(ctx, "order.id", o.ID.String())
 	return &orderOutput{Body: orderBody(o)}, nil
 }
 

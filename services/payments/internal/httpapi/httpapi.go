@@ -71,14 +71,14 @@ type topUpInput struct {
 }
 
 type balanceInput struct {
-	UserID int64 `path:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
+	UserID int64 `path:"user_id" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Whose account."`
 }
 
 // ProcessBody is the internal payment request: the same message the
 // payments.requests stream carries, with its id for deduplication.
 type ProcessBody struct {
-	MessageID uuid.UUID      `json:"message_id" doc:"Deduplication key: a message id is processed at most once."`
-	OrderID   uuid.UUID      `json:"order_id"`
+	MessageID uuid.UUID      `json:"message_id" format:"uuid" doc:"Deduplication key: a message id is processed at most once."`
+	OrderID   uuid.UUID      `json:"order_id" format:"uuid"`
 	UserID    int64          `json:"user_id" minimum:"1" maximum:"9007199254740991"`
 	Amount    money.Positive `json:"amount"`
 }
@@ -89,7 +89,7 @@ type processInput struct {
 
 // ProcessResult is the outcome of an internal payment request.
 type ProcessResult struct {
-	OrderID   uuid.UUID `json:"order_id"`
+	OrderID   uuid.UUID `json:"order_id" format:"uuid"`
 	Status    string    `json:"status" enum:"FINISHED,CANCELLED" doc:"The order status the payment leads to."`
 	Reason    string    `json:"reason,omitempty" doc:"Why the payment was declined."`
 	Duplicate bool      `json:"duplicate" doc:"True when this message id was processed before; nothing changed."`
@@ -102,6 +102,8 @@ type processOutput struct {
 // Register adds the operations to api.
 func Register(api huma.API, d Deps) {
 	h := &handlers{d}
+	web.Tag(api, "accounts", "Accounts and their balances: one account per user, topped up by the user, debited by the orders it pays for.")
+	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
 		OperationID:   "create-account",
 		Method:        http.MethodPost,
@@ -113,7 +115,7 @@ func Register(api huma.API, d Deps) {
 		Errors:        []int{http.StatusConflict, http.StatusUnprocessableEntity},
 	}, h.createAccount)
 	huma.Register(api, huma.Operation{
-		OperationID: "top-up",
+		OperationID: "top-up-account",
 		Method:      http.MethodPost,
 		Path:        "/accounts/top-up",
 		Summary:     "Top up an account",
@@ -122,10 +124,11 @@ func Register(api huma.API, d Deps) {
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, h.topUp)
 	huma.Register(api, huma.Operation{
-		OperationID: "get-balance",
+		OperationID: "get-account-balance",
 		Method:      http.MethodGet,
 		Path:        "/accounts/{user_id}/balance",
 		Summary:     "Get a balance",
+		Description: "The current balance of a user's account.",
 		Tags:        []string{"accounts"},
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, h.balance)
