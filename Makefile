@@ -25,9 +25,13 @@ build: ## build the binaries into bin/
 	@mkdir -p bin
 	for s in gateway orders payments devstack loadgen shopctl; do CGO_ENABLED=0 go build -trimpath -o bin/$$s ./services/$$s || exit 1; done
 
+# A package's tests get 5 minutes, the end-to-end ones (real processes under
+# load) 20: a test that runs away fails in minutes at most, never by growing
+# until memory runs out.
 test: ## run every test (PostgreSQL and Redis from TEST_DATABASE_URL and TEST_REDIS_URL)
 	$(MAKE) jaeger || [ "$$CI" != true ]
-	go test -race -count=1 -timeout 20m $(PACKAGES)
+	go test -race -count=1 -timeout 5m $$(go list $(PACKAGES) | grep -v '/e2e$$')
+	go test -race -count=1 -timeout 20m $$(go list $(PACKAGES) | grep '/e2e$$')
 	$(MAKE) test-deploy
 	$(MAKE) test-client
 

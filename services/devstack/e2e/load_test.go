@@ -153,7 +153,10 @@ func TestCrashesLoseNothing(t *testing.T) {
 	// times under load.
 	const minKills = 8
 	accepted, failures := l.run(t)
-	for kills.Load() < minKills {
+	for deadline := time.Now().Add(3 * time.Minute); kills.Load() < minKills; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d kills within 3m, want %d", kills.Load(), minKills)
+		}
 		more := l
 		more.orders = 50
 		a, f := more.run(t)

@@ -150,7 +150,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	r := outbox.NewRelay(outbox.New(db), b.Client, outbox.RelayOptions{PollInterval: time.Hour})
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
-	<-listening
+	mt.Await(t, 5*time.Second, "LISTEN in place", listening)
 
 	other, err := database.Open(context.Background(), url, database.Options{})
 	if err != nil {
@@ -180,7 +180,7 @@ func TestNotifyOnlyWithoutARelayHere(t *testing.T) {
 	listening := make(chan struct{}, 1)
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
-	<-listening // the relay runs
+	mt.Await(t, 5*time.Second, "the relay runs", listening)
 	for i := range 3 {
 		time.Sleep(2 * time.Millisecond) // past the NOTIFY's debounce
 		add(t, context.Background(), o, s, 1)
@@ -248,10 +248,14 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 		relays = append(relays, outbox.NewRelay(outbox.New(db2), b.Client, outbox.RelayOptions{Batch: 10, PollInterval: time.Hour}))
 	}
 	var published [2]atomic.Int64
+	total := func() int64 { return published[0].Load() + published[1].Load() }
+	deadline := time.Now().Add(30 * time.Second)
 	var wg sync.WaitGroup
 	for i, r := range relays {
 		wg.Go(func() {
-			for {
+			// Bounded: relays that publish rows again, or never mark them,
+			// would otherwise loop on for ever, growing the stream.
+			for total() <= n && time.Now().Before(deadline) {
 				k, err := r.PublishBatch(context.Background())
 				if err != nil {
 					t.Error(err)
@@ -265,6 +269,9 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if total() != n {
+		t.Fatalf("relays published %d rows for %d: some twice, or not all within 30s", total(), n)
+	}
 	t.Logf("relays published %d and %d rows", published[0].Load(), published[1].Load())
 	if got := streamLen(b.Client, s); got != n {
 		t.Fatalf("stream has %d entries for %d rows", got, n)
@@ -281,6 +288,53 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 		}
 		seen[id] = true
 	}
+}
+
+// A batch whose XADD fails is marked nothing: every row, those of streams
+// whose XADD succeeded included, keeps published_at NULL and is published
+// with the next batch once Redis takes it.
+func TestFailedXAddMarksNothing(t *testing.T) {
+	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
+		ctx := context.Background()
+		o := outbox.New(d.DB)
+		good, bad := b.Stream(t), b.Stream(t)
+		// A key of another type: Redis answers the XADD with WRONGTYPE.
+		if err := b.Client.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		add(t, ctx, o, good, 2)
+		add(t, ctx, o, bad, 1)
+		add(t, ctx, o, good, 2)
+		r := outbox.NewRelay(o, b.Client, outbox.RelayOptions{})
+		// The rows of this test's streams: the database outlives the subtest.
+		unmarked := func() int64 {
+			n, err := d.DB.NewSelect().Model((*outbox.Row)(nil)).
+				Where("published_at IS NULL").Where("stream IN (?)", bun.In([]string{good, bad})).Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		n, err := r.PublishBatch(ctx)
+		if got := unmarked(); got != 5 {
+			t.Fatalf("%d of 5 rows with published_at NULL after a failed XADD, want all 5", got)
+		}
+		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("PublishBatch = %d, %v; want the XADD's WRONGTYPE error", n, err)
+		}
+
+		if err := b.Client.Del(ctx, bad).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.PublishBatch(ctx); err != nil || n != 5 {
+			t.Fatalf("PublishBatch = %d, %v; want the 5 rows published", n, err)
+		}
+		if unmarked() != 0 || streamLen(b.Client, bad) != 1 {
+			t.Fatalf("%d rows unpublished, %d entries on the stream that failed; want 0 and 1",
+				unmarked(), streamLen(b.Client, bad))
+		}
+	})
 }
 
 // A relay that dies after XADD and before marking the rows publishes them

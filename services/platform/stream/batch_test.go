@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,4 +247,136 @@ func TestFailedBatchIsAppliedMessageByMessage(t *testing.T) {
 			t.Fatalf("dead-letter entry %v, want the bad message, on its first delivery", dead)
 		}
 	})
+}
+
+// A consumer that dies between a batch's commit and its ack leaves every
+// entry of the batch pending; another consumer takes them over, the inbox
+// recognises each, and they are acknowledged without taking effect again.
+func TestCrashBetweenBatchCommitAndAck(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		var msgs []messaging.Message
+		for range 3 {
+			m, _ := e.publish(t, messaging.Message{})
+			msgs = append(msgs, m)
+		}
+		h := &batchRecorder{}
+		cfg := e.fast("a")
+		cfg.ClaimIdle = time.Minute // a never takes its own entries back
+		crashing := stream.NewConsumer(e.DB, e.Client, cfg, h.handle)
+		crashed := make(chan struct{})
+		crash := sync.OnceFunc(func() { close(crashed) })
+		stream.SetAfterCommit(crashing, func(string) error { crash(); return errors.New("crash") })
+		stop := run(t, crashing)
+		mt.Await(t, 5*time.Second, "the batch committed", crashed)
+		stop()
+		if got := h.sizes(); !slices.Equal(got, []int{3}) {
+			t.Fatalf("batch sizes %v, want the 3 entries read and applied together", got)
+		}
+		if n := e.pending(t); n != 3 {
+			t.Fatalf("after the crash %d entries pending, want all 3: the batch was acknowledged before its commit", n)
+		}
+		for _, m := range msgs {
+			if n := e.effects(t, m.ID); n != 1 {
+				t.Fatalf("after the crash message %s took effect %d times, want once (committed)", m.ID, n)
+			}
+		}
+
+		again := &batchRecorder{}
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("b"), again.handle))
+		mt.Eventually(t, 5*time.Second, "all 3 acknowledged by b", func() bool { return e.pending(t) == 0 })
+		if got := again.sizes(); len(got) != 0 {
+			t.Fatalf("the handler ran again for batches %v; the inbox should have absorbed every redelivery", got)
+		}
+		for _, m := range msgs {
+			if n := e.effects(t, m.ID); n != 1 {
+				t.Fatalf("message %s took effect %d times, want once", m.ID, n)
+			}
+		}
+	})
+}
+
+// The tables of a constraint checked only at COMMIT: a row of checked
+// needs its message id in allowed by then.
+const (
+	allowed = "CREATE TABLE allowed (message_id TEXT PRIMARY KEY)"
+	checked = `CREATE TABLE checked (
+	    message_id TEXT NOT NULL REFERENCES allowed (message_id) DEFERRABLE INITIALLY DEFERRED
+	)`
+)
+
+// A batch whose COMMIT fails, though every statement of the handler
+// succeeded, acknowledges nothing: its messages are tried again one by
+// one, fail the same way, and stay pending without effect or inbox record.
+// Once the commit can succeed, each is delivered again and takes effect
+// once.
+func TestFailedBatchCommitAcknowledgesNothing(t *testing.T) {
+	for _, d := range mt.Databases(t, effects, allowed, checked) {
+		for _, b := range mt.Brokers(t) {
+			t.Run(d.Name+"+"+b.Name, func(t *testing.T) {
+				e := env{d, b, b.Stream(t)}
+				var msgs []messaging.Message
+				for range 3 {
+					m, _ := e.publish(t, messaging.Message{})
+					msgs = append(msgs, m)
+				}
+				h := &batchRecorder{}
+				var statementErrors atomic.Int32
+				handle := func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+					err := h.handle(ctx, tx, batch)
+					for _, d := range batch {
+						if err == nil {
+							_, err = tx.ExecContext(ctx, "INSERT INTO checked (message_id) VALUES (?)", d.ID.String())
+						}
+					}
+					if err != nil {
+						statementErrors.Add(1)
+					}
+					return err
+				}
+
+				cfg := e.fast("a")
+				cfg.ClaimIdle = time.Minute // no redelivery until b runs
+				stop := run(t, stream.NewConsumer(e.DB, e.Client, cfg, handle))
+				mt.Eventually(t, 5*time.Second, "the batch, then each message alone, tried", func() bool { return len(h.sizes()) >= 4 })
+				stop()
+				if got := h.sizes(); !slices.Equal(got, []int{3, 1, 1, 1}) {
+					t.Fatalf("batch sizes %v, want the 3 entries read together, then each alone", got)
+				}
+				if n := statementErrors.Load(); n != 0 {
+					t.Fatalf("%d handler runs failed before COMMIT; the test wants the COMMIT to fail", n)
+				}
+				if n := e.pending(t); n != 3 {
+					t.Fatalf("after failed commits %d entries pending, want all 3", n)
+				}
+				for _, m := range msgs {
+					if e.effects(t, m.ID) != 0 || e.inboxed(t, m.ID) != 0 {
+						t.Fatalf("message %s: a failed commit left an effect or an inbox record", m.ID)
+					}
+				}
+
+				for _, m := range msgs {
+					if _, err := e.DB.Exec("INSERT INTO allowed (message_id) VALUES (?)", m.ID.String()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				run(t, stream.NewConsumer(e.DB, e.Client, e.fast("b"), handle))
+				mt.Eventually(t, 5*time.Second, "all 3 redelivered and acknowledged", func() bool { return e.pending(t) == 0 })
+				redelivered := map[uuid.UUID]int{}
+				for _, batch := range h.batches()[4:] {
+					for _, d := range batch {
+						redelivered[d.ID]++
+					}
+				}
+				for _, m := range msgs {
+					if redelivered[m.ID] != 1 || e.effects(t, m.ID) != 1 || e.inboxed(t, m.ID) != 1 {
+						t.Fatalf("message %s: redelivered %d times, %d effects, %d inbox records; want 1 each",
+							m.ID, redelivered[m.ID], e.effects(t, m.ID), e.inboxed(t, m.ID))
+					}
+				}
+				if n := len(e.dlq(t)); n != 0 {
+					t.Fatalf("%d messages dead-lettered, want none", n)
+				}
+			})
+		}
+	}
 }

@@ -46,8 +46,12 @@ func BenchmarkConsumer(b *testing.B) {
 				runCtx, stop := context.WithCancel(ctx)
 				done := make(chan struct{})
 				go func() { defer close(done); c.Run(runCtx) }()
-				for !consumed(ctx, br.Client, s, last) {
-					time.Sleep(time.Millisecond)
+				for deadline := start.Add(2 * time.Minute); !consumed(ctx, br.Client, s, last); time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						stop()
+						<-done
+						b.Fatalf("%d entries not all consumed and acknowledged within 2m", b.N)
+					}
 				}
 				elapsed := time.Since(start)
 				b.StopTimer()

@@ -246,6 +246,44 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 	})
 }
 
+// The database refuses to change a terminal order even for a writer that
+// gets past the domain's rule (a new code path, a reconciler): UpdateAll's
+// own save writes only orders still NEW, so a callback that sets a settled
+// order's status directly fails the transaction, and neither that order nor
+// a NEW one saved with it changes.
+func TestSaveRefusesToChangeATerminalOrder(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db, outbox.New(db))
+		o := create(t, s, 2)
+		fresh := o[0]
+		settled, err := applyOne(ctx, order.NewPayments(s), db,
+			order.PaymentCompleted{OrderID: o[1].ID, Status: order.Cancelled, Reason: "insufficient funds"})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := s.UpdateAll(ctx, tx, []uuid.UUID{fresh.ID, settled.ID}, func(_ int, o *order.Order) (bool, error) {
+				// Around the domain: no ApplyPayment, a status written directly.
+				o.Status, o.CancelReason, o.UpdatedAt = order.Finished, "", time.Now().UTC()
+				return true, nil
+			})
+			return err
+		})
+		if err == nil {
+			t.Fatal("saving a terminal order with another status succeeded")
+		}
+		if got, _ := s.Get(ctx, settled.ID); got.Status != order.Cancelled || got.CancelReason != "insufficient funds" ||
+			!got.UpdatedAt.Equal(settled.UpdatedAt) {
+			t.Fatalf("the terminal order became %+v, want it unchanged: %+v", got, settled)
+		}
+		if got, _ := s.Get(ctx, fresh.ID); got.Status != order.New {
+			t.Fatalf("the NEW order saved in the failed transaction became %s", got.Status)
+		}
+	})
+}
+
 func TestApplyBatchFailsWhole(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()

@@ -226,3 +226,17 @@ func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() boo
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Await receives from ch, and fails the test with msg if nothing comes
+// within timeout: a wait for something a defect may prevent fails in
+// seconds rather than hanging until the test binary's timeout.
+func Await[T any](t testing.TB, timeout time.Duration, msg string, ch <-chan T) T {
+	t.Helper()
+	var v T
+	select {
+	case v = <-ch:
+	case <-time.After(timeout):
+		t.Fatalf("not within %v: %s", timeout, msg)
+	}
+	return v
+}
