@@ -1,7 +1,7 @@
 # Shop: the commands a developer needs. Each target's recipe is also the
 # make-free way to do the same (see README).
 
-MODULES  := platform orders payments gateway devstack loadgen
+MODULES  := platform contract orders payments gateway devstack loadgen
 PACKAGES := $(foreach m,$(MODULES),./services/$(m)/...)
 
 # Integration tests use these; point them elsewhere in the environment.
