@@ -20,6 +20,11 @@ import (
 // Version is the API version in the OpenAPI document.
 const Version = "1.0.0"
 
+// Migrations are the orders database's schema: the platform's outbox and
+// inbox, then the orders table. The service applies them at start; the
+// benchmark's reference transaction runs on them too.
+var Migrations = store.Migrations
+
 // DefaultConfig is the configuration before the environment is read.
 func DefaultConfig() service.Config {
 	return service.Config{HTTPAddr: ":8002", DatabaseURL: "sqlite:data/orders.db"}

@@ -18,14 +18,7 @@ import (
 // ErrDuplicate is returned by Process when the message was processed before.
 var ErrDuplicate = errors.New("message already processed")
 
-// Row is the inbox table, created by each service's migrations:
-//
-//	CREATE TABLE inbox (
-//	    message_id   UUID PRIMARY KEY,
-//	    type         TEXT NOT NULL,
-//	    processed_at TIMESTAMPTZ NOT NULL
-//	);
-//	CREATE INDEX inbox_processed_at ON inbox (processed_at);
+// Row is a row of the inbox table, which messaging.Migrations creates.
 type Row struct {
 	bun.BaseModel `bun:"table:inbox"`
 

@@ -27,19 +27,7 @@ import (
 // outbox signals on commit, so a relay publishes without waiting for a poll.
 const NotifyChannel = "outbox"
 
-// Row is the outbox table, created by each service's migrations:
-//
-//	CREATE TABLE outbox (
-//	    id           UUID PRIMARY KEY,
-//	    stream       TEXT NOT NULL,
-//	    type         TEXT NOT NULL,
-//	    payload      TEXT NOT NULL,
-//	    traceparent  TEXT NOT NULL DEFAULT '',
-//	    tracestate   TEXT NOT NULL DEFAULT '',
-//	    occurred_at  TIMESTAMPTZ NOT NULL,
-//	    published_at TIMESTAMPTZ
-//	);
-//	CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+// Row is a row of the outbox table, which messaging.Migrations creates.
 type Row struct {
 	bun.BaseModel `bun:"table:outbox"`
 

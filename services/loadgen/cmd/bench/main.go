@@ -47,6 +47,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/loadgen/internal/load"
+	ordersapp "shop/services/orders/app"
 	"shop/services/platform/database"
 )
 
@@ -156,7 +157,8 @@ func run(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	err = exec1(ctx, ref, refSchema...)
+	// The orders service's own schema, outbox included.
+	_, err = database.Migrate(ctx, ref, ordersapp.Migrations)
 	ref.Close()
 	if err != nil {
 		return err
@@ -354,22 +356,6 @@ func withDatabase(admin, name string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// refSchema is the orders service's tables and indexes that the create
-// transaction writes (see services/orders/internal/store/migrations).
-var refSchema = []string{
-	`CREATE TABLE orders (
-	    id UUID PRIMARY KEY, user_id BIGINT NOT NULL CHECK (user_id > 0), amount BIGINT NOT NULL CHECK (amount > 0),
-	    description TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('NEW', 'FINISHED', 'CANCELLED')),
-	    cancel_reason TEXT, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)`,
-	`CREATE INDEX orders_user_id_created_at ON orders (user_id, created_at DESC, id DESC)`,
-	`CREATE TABLE outbox (
-	    id UUID PRIMARY KEY, stream TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
-	    traceparent TEXT NOT NULL DEFAULT '', tracestate TEXT NOT NULL DEFAULT '',
-	    occurred_at TIMESTAMPTZ NOT NULL, published_at TIMESTAMPTZ)`,
-	`CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL`,
-	`CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL`,
 }
 
 // refScript is one create-order transaction as pgbench runs it: the order

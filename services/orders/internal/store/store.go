@@ -24,8 +24,11 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations are the service's schema migrations.
-var Migrations, _ = fs.Sub(migrations, "migrations")
+var own, _ = fs.Sub(migrations, "migrations")
+
+// Migrations are the service's schema migrations: the platform's outbox
+// and inbox tables, then the service's own.
+var Migrations = database.Join(messaging.Migrations, own)
 
 type orderRow struct {
 	bun.BaseModel `bun:"table:orders"`

@@ -17,14 +17,18 @@ import (
 	"shop/services/payments/internal/account"
 	"shop/services/payments/internal/payment"
 	"shop/services/platform/database"
+	"shop/services/platform/messaging"
 	"shop/services/platform/money"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations are the service's schema migrations.
-var Migrations, _ = fs.Sub(migrations, "migrations")
+var own, _ = fs.Sub(migrations, "migrations")
+
+// Migrations are the service's schema migrations: the platform's outbox
+// and inbox tables, then the service's own.
+var Migrations = database.Join(messaging.Migrations, own)
 
 type accountRow struct {
 	bun.BaseModel `bun:"table:accounts"`
