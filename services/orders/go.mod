@@ -85,3 +85,5 @@ require (
 )
 
 replace shop/services/platform => ../platform
+
+replace shop/services/contract => ../contract

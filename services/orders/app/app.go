@@ -42,7 +42,7 @@ type App struct {
 
 // New wires the service on infrastructure that is already open.
 func New(infra *service.Infra) *App {
-	ob := outbox.New(infra.DB)
+	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
 	st := store.New(infra.DB, ob)
 	payments := order.NewPayments(st)
 	h := service.NewHTTP(infra, "Orders", Version, "Orders and their status; each order is paid for automatically.")

@@ -10,8 +10,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"shop/services/payments/internal/httpapi"
-	"shop/services/payments/internal/payment"
 	"shop/services/payments/internal/store"
+	"shop/services/payments/internal/usecase"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
 	"shop/services/platform/web"
@@ -27,28 +27,28 @@ func DefaultConfig() service.Config {
 
 // App is the wired payments service.
 type App struct {
-	Handler   http.Handler
-	API       huma.API
-	Health    *web.Health
-	Processor *payment.Processor
-	Outbox    *outbox.Outbox
-	Store     *store.Store
+	Handler  http.Handler
+	API      huma.API
+	Health   *web.Health
+	Payments *usecase.Payments
+	Outbox   *outbox.Outbox
+	Store    *store.Store
 }
 
 // New wires the service on infrastructure that is already open.
 func New(infra *service.Infra) *App {
 	st := store.New(infra.DB)
-	ob := outbox.New(infra.DB)
-	proc := payment.NewProcessor(st, ob, payment.WithMeterProvider(infra.Telemetry.MeterProvider()))
+	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
+	payments := usecase.New(usecase.Deps{DB: infra.DB, Accounts: st, Ledger: st, Outbox: ob}, usecase.Config{Telemetry: infra.Telemetry})
 	h := service.NewHTTP(infra, "Payments", Version, "Accounts and balances; pays for orders.")
-	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Accounts: st, Processor: proc, Outcomes: st})
+	httpapi.Register(h.API, payments)
 	return &App{
-		Handler:   h.Handler,
-		API:       h.API,
-		Health:    h.Health,
-		Processor: proc,
-		Outbox:    ob,
-		Store:     st,
+		Handler:  h.Handler,
+		API:      h.API,
+		Health:   h.Health,
+		Payments: payments,
+		Outbox:   ob,
+		Store:    st,
 	}
 }
 

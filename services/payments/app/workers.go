@@ -1,7 +1,7 @@
 package app
 
 import (
-	"shop/services/payments/internal/payment"
+	"shop/services/contract"
 	"shop/services/platform/service"
 )
 
@@ -9,10 +9,9 @@ import (
 // requests as group "payments" and publishes results from its outbox.
 func Messaging(a *App) service.Messaging {
 	return service.Messaging{
-		Outbox:    a.Outbox,
-		Stream:    payment.RequestsStream,
-		Group:     "payments",
-		Handler:   a.Processor.Handle,
-		Permanent: payment.ErrPermanent,
+		Outbox:  a.Outbox,
+		Stream:  contract.PaymentRequestsStream,
+		Group:   contract.PaymentsGroup,
+		Handler: a.Payments.HandleRequests,
 	}
 }

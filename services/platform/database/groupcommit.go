@@ -3,16 +3,18 @@ package database
 import (
 	"cmp"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Item is one caller's value in a GroupCommit batch, with the caller's
-// context: its trace, and whether the caller still waits.
+// trace: what is written for the value belongs to it.
 type Item[T any] struct {
-	Ctx   context.Context
+	Trace trace.SpanContext
 	Value T
 }
 
@@ -48,9 +50,14 @@ type GroupCommit[T any] struct {
 
 type call[T any] struct {
 	Item[T]
+	gone <-chan struct{} // closed when the caller gives up
 	err  error
 	done chan struct{}
 }
+
+// errGone is a call's outcome when its caller gave up before its batch
+// was written; Do returns the caller's context's error instead.
+var errGone = errors.New("caller gone")
 
 // NewGroupCommit returns a GroupCommit that writes batches on db with write.
 func NewGroupCommit[T any](db bun.IDB, opts GroupCommitOptions, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
@@ -65,7 +72,7 @@ func NewGroupCommit[T any](db bun.IDB, opts GroupCommitOptions, write func(ctx c
 // written, v is left out and Do returns ctx's error; once the batch is being
 // written, Do waits for its outcome.
 func (g *GroupCommit[T]) Do(ctx context.Context, v T) error {
-	c := &call[T]{Item: Item[T]{Ctx: ctx, Value: v}, done: make(chan struct{})}
+	c := &call[T]{Item: Item[T]{Trace: trace.SpanContextFromContext(ctx), Value: v}, gone: ctx.Done(), done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	if g.inFlight < g.opts.MaxInFlight {
@@ -74,6 +81,9 @@ func (g *GroupCommit[T]) Do(ctx context.Context, v T) error {
 	}
 	g.mu.Unlock()
 	<-c.done
+	if c.err == errGone {
+		return ctx.Err()
+	}
 	return c.err
 }
 
@@ -103,11 +113,12 @@ func (g *GroupCommit[T]) drain() {
 func (g *GroupCommit[T]) commit(batch []*call[T]) {
 	live := batch[:0]
 	for _, c := range batch {
-		if err := c.Ctx.Err(); err != nil {
-			c.finish(err)
-			continue
+		select {
+		case <-c.gone:
+			c.finish(errGone)
+		default:
+			live = append(live, c)
 		}
-		live = append(live, c)
 	}
 	if len(live) == 0 {
 		return
@@ -124,11 +135,12 @@ func (g *GroupCommit[T]) commit(batch []*call[T]) {
 	}
 }
 
-// run writes batch in one transaction. Its statements run in the context
-// of the first caller, without its cancellation: they appear in that
-// caller's trace, which is the caller's own whenever it came alone.
+// run writes batch in one transaction. Its statements run in the trace of
+// the first caller, which is the caller's own whenever it came alone, and
+// not under any caller's cancellation.
 func (g *GroupCommit[T]) run(batch []*call[T]) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].Ctx), g.opts.Timeout)
+	ctx := trace.ContextWithSpanContext(context.Background(), batch[0].Trace)
+	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
 	defer cancel()
 	items := make([]Item[T], len(batch))
 	for i, c := range batch {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
@@ -189,20 +190,24 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	})
 }
 
-type ctxKey struct{}
-
-// A caller who comes alone has its value written in its own context (its
-// trace), even though a caller's cancellation never reaches the batch.
-func TestGroupCommitWritesALoneCallerInItsContext(t *testing.T) {
+// A caller who comes alone has its value written in its own trace, even
+// though a caller's cancellation never reaches the batch.
+func TestGroupCommitWritesALoneCallerInItsTrace(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
-		var seen any
+		var seen trace.SpanContext
+		var items []database.Item[thing]
 		g := database.NewGroupCommit(db, database.GroupCommitOptions{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
-			seen = ctx.Value(ctxKey{})
+			seen, items = trace.SpanContextFromContext(ctx), batch
 			return nil
 		})
-		ctx := context.WithValue(context.Background(), ctxKey{}, "caller")
-		if err := g.Do(ctx, thing{ID: 1}); err != nil || seen != "caller" {
-			t.Fatalf("Do = %v; the write saw %v, want the caller's context", err, seen)
+		caller := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+		ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(context.Background(), caller))
+		defer cancel()
+		if err := g.Do(ctx, thing{ID: 1}); err != nil || !seen.Equal(caller) {
+			t.Fatalf("Do = %v; the write ran in trace %v, want the caller's %v", err, seen.TraceID(), caller.TraceID())
+		}
+		if len(items) != 1 || !items[0].Trace.Equal(caller) {
+			t.Fatalf("items %+v, want the value with the caller's trace", items)
 		}
 	})
 }

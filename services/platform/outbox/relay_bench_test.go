@@ -71,7 +71,7 @@ func BenchmarkRelayBacklog(b *testing.B) {
 			b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 				ctx := context.Background()
 				s := br.Stream(b)
-				o := outbox.New(d.DB)
+				o := outbox.New(d.DB, outbox.Config{})
 				r := outbox.NewRelay(o, br.Client, outbox.RelayOptions{Batch: batch})
 				backlog(b, d.DB, s, b.N)
 				b.ReportAllocs()
@@ -111,7 +111,7 @@ func BenchmarkRelayIdleLatency(b *testing.B) {
 	eachBench(b, func(b *testing.B, d mt.Database, br mt.Broker) {
 		ctx := context.Background()
 		s := br.Stream(b)
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {

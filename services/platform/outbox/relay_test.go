@@ -98,7 +98,7 @@ func each(t *testing.T, fn func(t *testing.T, d mt.Database, b mt.Broker)) {
 func TestRelayPublishesEveryRowInOrder(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		ctx := context.Background()
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
 		msgs := add(t, ctx, o, s, 250)
 		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
@@ -128,7 +128,7 @@ func TestRelayPublishesEveryRowInOrder(t *testing.T) {
 // Signal wakes the relay at once: the poll interval is an hour.
 func TestRelayWakesOnSignal(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
 		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
 		for i := range 3 {
@@ -147,7 +147,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	listening := make(chan struct{}, 1)
-	r := outbox.NewRelay(outbox.New(db), b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	r := outbox.NewRelay(outbox.New(db, outbox.Config{}), b.Client, outbox.RelayOptions{PollInterval: time.Hour})
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
 	<-listening
@@ -158,7 +158,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	}
 	defer other.Close()
 	for i := range 3 {
-		add(t, context.Background(), outbox.New(other), s, 1)
+		add(t, context.Background(), outbox.New(other, outbox.Config{}), s, 1)
 		mt.Eventually(t, 2*time.Second, "published after NOTIFY", func() bool { return streamLen(b.Client, s) == int64(i+1) })
 	}
 }
@@ -170,7 +170,7 @@ func TestNotifyOnlyWithoutARelayHere(t *testing.T) {
 	b := mt.Miniredis(t)
 	hook := &notifyCounter{}
 	db.AddQueryHook(hook)
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	s := b.Stream(t)
 	add(t, context.Background(), o, s, 1)
 	if hook.notifies.Load() != 1 {
@@ -208,13 +208,13 @@ func TestIdleRelayOpensNoTransaction(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		hook := &queryCounter{}
 		d.DB.AddQueryHook(hook)
-		r := outbox.NewRelay(outbox.New(d.DB), b.Client, outbox.RelayOptions{PollInterval: time.Millisecond})
+		r := outbox.NewRelay(outbox.New(d.DB, outbox.Config{}), b.Client, outbox.RelayOptions{PollInterval: time.Millisecond})
 		start(t, r)
 		mt.Eventually(t, 5*time.Second, "20 polls", func() bool { return hook.queries.Load() >= 20 })
 		if n := hook.begins.Load(); n != 0 {
 			t.Fatalf("an idle relay began %d transactions", n)
 		}
-		add(t, context.Background(), outbox.New(d.DB), b.Stream(t), 1)
+		add(t, context.Background(), outbox.New(d.DB, outbox.Config{}), b.Stream(t), 1)
 		mt.Eventually(t, 5*time.Second, "published", func() bool { return unpublished(t, d.DB) == 0 })
 	})
 }
@@ -237,7 +237,7 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	const n = 600
-	add(t, context.Background(), outbox.New(db), s, n)
+	add(t, context.Background(), outbox.New(db, outbox.Config{}), s, n)
 	var relays []*outbox.Relay
 	for range 2 {
 		db2, err := database.Open(context.Background(), url, database.Options{})
@@ -245,7 +245,7 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db2.Close() })
-		relays = append(relays, outbox.NewRelay(outbox.New(db2), b.Client, outbox.RelayOptions{Batch: 10, PollInterval: time.Hour}))
+		relays = append(relays, outbox.NewRelay(outbox.New(db2, outbox.Config{}), b.Client, outbox.RelayOptions{Batch: 10, PollInterval: time.Hour}))
 	}
 	var published [2]atomic.Int64
 	var wg sync.WaitGroup
@@ -291,7 +291,7 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 		for _, d := range mt.Databases(t, "CREATE TABLE effects (message_id TEXT NOT NULL)") {
 			t.Run(d.Name+"+"+b.Name, func(t *testing.T) {
 				ctx := context.Background()
-				o := outbox.New(d.DB)
+				o := outbox.New(d.DB, outbox.Config{})
 				s := b.Stream(t)
 				msgs := add(t, ctx, o, s, 5)
 
@@ -311,10 +311,14 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 				}
 
 				c := stream.NewConsumer(d.DB, b.Client, stream.ConsumerConfig{Stream: s, Group: "g", Name: "c", Block: 50 * time.Millisecond},
-					stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
-						_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.ID.String())
-						return err
-					}))
+					func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+						for _, d := range batch {
+							if _, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", d.ID.String()); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
 				cctx, cancel := context.WithCancel(ctx)
 				done := make(chan error)
 				go func() { done <- c.Run(cctx) }()
@@ -344,7 +348,7 @@ func TestRelayRecoversFromRedisOutage(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	logs := &mt.LogRecorder{}
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	b.Mini.Close()
 	start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
 	add(t, context.Background(), o, s, 3)
@@ -358,7 +362,7 @@ func TestRelayRecoversFromRedisOutage(t *testing.T) {
 // A relay whose context has ended still publishes what waits, then returns.
 func TestRelayFlushesAtStop(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
 		add(t, context.Background(), o, s, 7)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -379,7 +383,7 @@ func TestRelayPublishSpanContinuesTheWritersTrace(t *testing.T) {
 	db := mt.SQLite(t)
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	ctx, parent := otel.Tracer("test").Start(context.Background(), "POST /orders")
 	msg := add(t, ctx, o, s, 1)[0]
 	parent.End()
@@ -434,7 +438,7 @@ func TestDeletePublishedBefore(t *testing.T) {
 			old, recent := now.Add(-48*time.Hour), now.Add(-time.Hour)
 			var keep []string
 			for i, at := range []*time.Time{&old, &old, &old, &old, &old, &recent, nil} {
-				msg := add(t, ctx, outbox.New(d.DB), "s", 1)[0]
+				msg := add(t, ctx, outbox.New(d.DB, outbox.Config{}), "s", 1)[0]
 				if at != nil {
 					if _, err := d.DB.NewUpdate().Model((*outbox.Row)(nil)).Set("published_at = ?", *at).Where("id = ?", msg.ID).Exec(ctx); err != nil {
 						t.Fatal(err)

@@ -51,7 +51,7 @@ func result(t *testing.T, id uuid.UUID, status order.Status, reason string) stre
 
 func delivery(typ, payload string) stream.Delivery {
 	msg := messaging.Message{ID: uuid.New(), Type: typ, Payload: json.RawMessage(payload)}
-	return stream.Delivery{Ctx: context.Background(), Message: msg}
+	return stream.Delivery{Message: msg}
 }
 
 func TestHandleRefusesWhatCanNeverApply(t *testing.T) {

@@ -110,7 +110,7 @@ func (s *Store) insert(ctx context.Context, tx bun.Tx, batch []database.Item[ord
 		if err != nil {
 			return err
 		}
-		rows[i], msgs[i] = toRow(item.Value), outbox.Pending{Ctx: item.Ctx, Message: msg}
+		rows[i], msgs[i] = toRow(item.Value), outbox.Pending{Trace: item.Trace, Message: msg}
 	}
 	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return fmt.Errorf("insert %d orders: %w", len(rows), err)

@@ -35,7 +35,7 @@ func newOrder(t *testing.T, userID int64, cents int64, at time.Time) order.Order
 func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db, outbox.New(db, outbox.Config{}))
 		o := newOrder(t, 1, 3000, time.Now().UTC())
 		if err := s.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -84,7 +84,7 @@ func TestCreateIsAtomic(t *testing.T) {
 func TestListByUserNewestFirst(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db, outbox.New(db, outbox.Config{}))
 		base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 		var ids []uuid.UUID
 		for i := range 5 {
@@ -143,7 +143,7 @@ func applyOne(ctx context.Context, p *order.Payments, tx bun.IDB, res order.Paym
 func TestApplySettlesOnce(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db, outbox.New(db, outbox.Config{}))
 		p := order.NewPayments(s)
 		o := create(t, s, 1)[0]
 		got, err := applyOne(ctx, p, db, order.PaymentCompleted{OrderID: o.ID, Status: order.Cancelled, Reason: "insufficient funds"})
@@ -182,7 +182,7 @@ func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
 func TestApplyBatchWithTwoStatements(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db, outbox.New(db, outbox.Config{}))
 		p := order.NewPayments(s)
 		o := create(t, s, 4)
 		settled, err := applyOne(ctx, p, db, order.PaymentCompleted{OrderID: o[2].ID, Status: order.Cancelled, Reason: "earlier"})
@@ -249,7 +249,7 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 func TestApplyBatchFailsWhole(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db, outbox.New(db, outbox.Config{}))
 		p := order.NewPayments(s)
 		o := create(t, s, 1)[0]
 		missing := uuid.New()
@@ -276,7 +276,7 @@ func TestApplyBatchFailsWhole(t *testing.T) {
 func TestConcurrentBatchesSettleOnce(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db, outbox.New(db, outbox.Config{}))
 		p := order.NewPayments(s)
 		orders := create(t, s, 3)
 		var wg sync.WaitGroup
