@@ -10,8 +10,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"shop/services/orders/internal/httpapi"
-	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/store"
+	"shop/services/orders/internal/usecase"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
 	"shop/services/platform/web"
@@ -32,28 +32,28 @@ func DefaultConfig() service.Config {
 
 // App is the wired orders service.
 type App struct {
-	Handler  http.Handler
-	API      huma.API
-	Health   *web.Health
-	Payments *order.Payments
-	Outbox   *outbox.Outbox
-	Store    *store.Store
+	Handler http.Handler
+	API     huma.API
+	Health  *web.Health
+	Orders  *usecase.Orders
+	Outbox  *outbox.Outbox
+	Store   *store.Store
 }
 
 // New wires the service on infrastructure that is already open.
 func New(infra *service.Infra) *App {
+	st := store.New(infra.DB)
 	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
-	st := store.New(infra.DB, ob)
-	payments := order.NewPayments(st)
+	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob}, usecase.Config{})
 	h := service.NewHTTP(infra, "Orders", Version, "Orders and their status; each order is paid for automatically.")
-	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
+	httpapi.Register(h.API, orders)
 	return &App{
-		Handler:  h.Handler,
-		API:      h.API,
-		Health:   h.Health,
-		Payments: payments,
-		Outbox:   ob,
-		Store:    st,
+		Handler: h.Handler,
+		API:     h.API,
+		Health:  h.Health,
+		Orders:  orders,
+		Outbox:  ob,
+		Store:   st,
 	}
 }
 

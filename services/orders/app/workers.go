@@ -1,7 +1,7 @@
 package app
 
 import (
-	"shop/services/orders/internal/order"
+	"shop/services/contract"
 	"shop/services/platform/service"
 )
 
@@ -9,10 +9,9 @@ import (
 // requests from its outbox and consumes results as group "orders".
 func Messaging(a *App) service.Messaging {
 	return service.Messaging{
-		Outbox:    a.Outbox,
-		Stream:    order.PaymentResultsStream,
-		Group:     "orders",
-		Handler:   a.Payments.HandleBatch,
-		Permanent: order.ErrPermanent,
+		Outbox:  a.Outbox,
+		Stream:  contract.PaymentResultsStream,
+		Group:   contract.OrdersGroup,
+		Handler: a.Orders.HandleResults,
 	}
 }

@@ -329,7 +329,7 @@ func repoRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOWORK").Output()
 	gowork := strings.TrimSpace(string(out))
 	if err != nil || gowork == "" || gowork == "off" {
-		return "", fmt.Errorf("find go.work (run from the repository): %v", err)
+		return "", fmt.Errorf("find go.work (run from the repository): %w", err)
 	}
 	return filepath.Dir(gowork), nil
 }
