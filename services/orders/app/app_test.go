@@ -209,7 +209,7 @@ func TestConsumesPaymentResults(t *testing.T) {
 				contract.PaymentCompleted{OrderID: uuid.MustParse(declined.ID), Status: contract.PaymentCancelled, Reason: "insufficient funds"},
 				contract.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: contract.PaymentCancelled, Reason: "late"},
 			)
-			m := app.Messaging(a)
+			m := a.Messaging
 			m.Consumer.Block = 20 * time.Millisecond
 			workers := m.Workers(infra, service.Config{})
 			i := slices.IndexFunc(workers, func(w service.Worker) bool {

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,11 +23,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-var own, _ = fs.Sub(migrations, "migrations")
-
-// Migrations are the service's schema migrations: the platform's outbox
-// and inbox tables, then the service's own.
-var Migrations = database.Join(messaging.Migrations, own)
+// Migrations are the orders database's schema: the platform's outbox and
+// inbox, then the orders table.
+var Migrations = messaging.ServiceMigrations(migrations, "migrations")
 
 type orderRow struct {
 	bun.BaseModel `bun:"table:orders"`

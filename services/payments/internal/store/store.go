@@ -8,7 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,11 +23,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-var own, _ = fs.Sub(migrations, "migrations")
-
-// Migrations are the service's schema migrations: the platform's outbox
-// and inbox tables, then the service's own.
-var Migrations = database.Join(messaging.Migrations, own)
+// Migrations are the payments database's schema: the platform's outbox and
+// inbox, then accounts, ledger and payments.
+var Migrations = messaging.ServiceMigrations(migrations, "migrations")
 
 type accountRow struct {
 	bun.BaseModel `bun:"table:accounts"`
