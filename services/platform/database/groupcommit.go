@@ -18,8 +18,8 @@ type Item[T any] struct {
 	Value T
 }
 
-// GroupCommitOptions tune a GroupCommit. The zero value is sensible.
-type GroupCommitOptions struct {
+// GroupCommitConfig configures a GroupCommit. The zero value is sensible.
+type GroupCommitConfig struct {
 	// MaxBatch bounds the values one transaction writes (default 64).
 	MaxBatch int
 	// MaxInFlight bounds the transactions open at once (default 2): while
@@ -28,6 +28,13 @@ type GroupCommitOptions struct {
 	// Timeout bounds one transaction (default 10s). It does not follow the
 	// callers' deadlines: one caller giving up must not fail the others.
 	Timeout time.Duration
+}
+
+func (c GroupCommitConfig) withDefaults() GroupCommitConfig {
+	c.MaxBatch = cmp.Or(c.MaxBatch, 64)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, 2)
+	c.Timeout = cmp.Or(c.Timeout, 10*time.Second)
+	return c
 }
 
 // GroupCommit writes the values of concurrent callers together, in shared
@@ -41,7 +48,7 @@ type GroupCommitOptions struct {
 type GroupCommit[T any] struct {
 	db    bun.IDB
 	write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error
-	opts  GroupCommitOptions
+	opts  GroupCommitConfig
 
 	mu       sync.Mutex
 	queue    []*call[T]
@@ -60,11 +67,8 @@ type call[T any] struct {
 var errGone = errors.New("caller gone")
 
 // NewGroupCommit returns a GroupCommit that writes batches on db with write.
-func NewGroupCommit[T any](db bun.IDB, opts GroupCommitOptions, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
-	opts.MaxBatch = cmp.Or(opts.MaxBatch, 64)
-	opts.MaxInFlight = cmp.Or(opts.MaxInFlight, 2)
-	opts.Timeout = cmp.Or(opts.Timeout, 10*time.Second)
-	return &GroupCommit[T]{db: db, write: write, opts: opts}
+func NewGroupCommit[T any](db bun.IDB, opts GroupCommitConfig, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
+	return &GroupCommit[T]{db: db, write: write, opts: opts.withDefaults()}
 }
 
 // Do writes v in a transaction shared with other callers' values and

@@ -87,7 +87,7 @@ func TestGroupCommitWritesWaitingCallersTogether(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		r := blocking()
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
 		var wg sync.WaitGroup
 		errs := make([]error, 21)
 		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
@@ -113,7 +113,7 @@ func TestGroupCommitFailsOnlyTheBadValue(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		r := blocking()
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
 		var wg sync.WaitGroup
 		errs := make([]error, 6)
 		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
@@ -143,7 +143,7 @@ func TestGroupCommitFailsOnlyTheBadValue(t *testing.T) {
 func TestGroupCommitLeavesOutCallersWhoGaveUp(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		r := blocking()
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
 		var wg sync.WaitGroup
 		var first, gaveUp error
 		wg.Go(func() { first = g.Do(context.Background(), thing{ID: 1, Name: "first"}) })
@@ -165,7 +165,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		r := &recorder{}
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxBatch: 8}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxBatch: 8}, r.write)
 		const callers = 200
 		var wg sync.WaitGroup
 		errs := make([]error, callers)
@@ -196,7 +196,7 @@ func TestGroupCommitWritesALoneCallerInItsTrace(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		var seen trace.SpanContext
 		var items []database.Item[thing]
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
 			seen, items = trace.SpanContextFromContext(ctx), batch
 			return nil
 		})

@@ -72,7 +72,7 @@ func BenchmarkRelayBacklog(b *testing.B) {
 				ctx := context.Background()
 				s := br.Stream(b)
 				o := outbox.New(d.DB, outbox.Config{})
-				r := outbox.NewRelay(o, br.Client, outbox.RelayOptions{Batch: batch})
+				r := outbox.NewRelay(o, br.Client, outbox.RelayConfig{Batch: batch})
 				backlog(b, d.DB, s, b.N)
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -116,7 +116,7 @@ func BenchmarkRelayIdleLatency(b *testing.B) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			outbox.NewRelay(o, br.Client, outbox.RelayOptions{PollInterval: 100 * time.Millisecond}).Run(runCtx)
+			outbox.NewRelay(o, br.Client, outbox.RelayConfig{PollInterval: 100 * time.Millisecond}).Run(runCtx)
 		}()
 		b.Cleanup(func() { stop(); <-done })
 

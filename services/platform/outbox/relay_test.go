@@ -101,7 +101,7 @@ func TestRelayPublishesEveryRowInOrder(t *testing.T) {
 		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
 		msgs := add(t, ctx, o, s, 250)
-		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
+		start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour}))
 
 		mt.Eventually(t, 5*time.Second, "all rows published", func() bool { return unpublished(t, d.DB) == 0 })
 		entries, err := b.Client.XRange(ctx, s, "-", "+").Result()
@@ -130,7 +130,7 @@ func TestRelayWakesOnSignal(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
-		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
+		start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour}))
 		for i := range 3 {
 			began := time.Now()
 			add(t, context.Background(), o, s, 1)
@@ -147,7 +147,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	listening := make(chan struct{}, 1)
-	r := outbox.NewRelay(outbox.New(db, outbox.Config{}), b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	r := outbox.NewRelay(outbox.New(db, outbox.Config{}), b.Client, outbox.RelayConfig{PollInterval: time.Hour})
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
 	<-listening
@@ -176,7 +176,7 @@ func TestNotifyOnlyWithoutARelayHere(t *testing.T) {
 	if hook.notifies.Load() != 1 {
 		t.Fatalf("%d NOTIFYs without a relay, want 1", hook.notifies.Load())
 	}
-	r := outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	r := outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour})
 	listening := make(chan struct{}, 1)
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
@@ -208,7 +208,7 @@ func TestIdleRelayOpensNoTransaction(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		hook := &queryCounter{}
 		d.DB.AddQueryHook(hook)
-		r := outbox.NewRelay(outbox.New(d.DB, outbox.Config{}), b.Client, outbox.RelayOptions{PollInterval: time.Millisecond})
+		r := outbox.NewRelay(outbox.New(d.DB, outbox.Config{}), b.Client, outbox.RelayConfig{PollInterval: time.Millisecond})
 		start(t, r)
 		mt.Eventually(t, 5*time.Second, "20 polls", func() bool { return hook.queries.Load() >= 20 })
 		if n := hook.begins.Load(); n != 0 {
@@ -245,7 +245,7 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db2.Close() })
-		relays = append(relays, outbox.NewRelay(outbox.New(db2, outbox.Config{}), b.Client, outbox.RelayOptions{Batch: 10, PollInterval: time.Hour}))
+		relays = append(relays, outbox.NewRelay(outbox.New(db2, outbox.Config{}), b.Client, outbox.RelayConfig{Batch: 10, PollInterval: time.Hour}))
 	}
 	var published [2]atomic.Int64
 	var wg sync.WaitGroup
@@ -295,7 +295,7 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 				s := b.Stream(t)
 				msgs := add(t, ctx, o, s, 5)
 
-				crashed := outbox.NewRelay(o, b.Client, outbox.RelayOptions{})
+				crashed := outbox.NewRelay(o, b.Client, outbox.RelayConfig{})
 				outbox.SetBeforeCommit(crashed, func() error { return errors.New("crash") })
 				if _, err := crashed.PublishBatch(ctx); err == nil {
 					t.Fatal("the crashed batch committed")
@@ -304,7 +304,7 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 					t.Fatal("want 5 entries on the stream and 5 rows still unpublished")
 				}
 
-				start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{}))
+				start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{}))
 				mt.Eventually(t, 5*time.Second, "published again", func() bool { return unpublished(t, d.DB) == 0 })
 				if got := streamLen(b.Client, s); got != 10 {
 					t.Fatalf("stream has %d entries, want each of 5 messages twice", got)
@@ -350,7 +350,7 @@ func TestRelayRecoversFromRedisOutage(t *testing.T) {
 	logs := &mt.LogRecorder{}
 	o := outbox.New(db, outbox.Config{})
 	b.Mini.Close()
-	start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
+	start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
 	add(t, context.Background(), o, s, 3)
 	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.Contains("publish outbox batch") })
 	if err := b.Mini.Restart(); err != nil {
@@ -367,7 +367,7 @@ func TestRelayFlushesAtStop(t *testing.T) {
 		add(t, context.Background(), o, s, 7)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := outbox.NewRelay(o, b.Client, outbox.RelayOptions{Batch: 3}).Run(ctx); err != nil {
+		if err := outbox.NewRelay(o, b.Client, outbox.RelayConfig{Batch: 3}).Run(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got := streamLen(b.Client, s); got != 7 || unpublished(t, d.DB) != 0 {
@@ -387,7 +387,7 @@ func TestRelayPublishSpanContinuesTheWritersTrace(t *testing.T) {
 	ctx, parent := otel.Tracer("test").Start(context.Background(), "POST /orders")
 	msg := add(t, ctx, o, s, 1)[0]
 	parent.End()
-	if _, err := outbox.NewRelay(o, b.Client, outbox.RelayOptions{}).PublishBatch(context.Background()); err != nil {
+	if _, err := outbox.NewRelay(o, b.Client, outbox.RelayConfig{}).PublishBatch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

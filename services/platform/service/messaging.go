@@ -20,9 +20,9 @@ type Messaging struct {
 	// records; an error it marks stream.Permanent dead-letters the message.
 	Handler stream.Handler
 
-	Relay    outbox.RelayOptions
+	Relay    outbox.RelayConfig
 	Consumer stream.ConsumerConfig
-	Inbox    inbox.JanitorOptions
+	Inbox    inbox.JanitorConfig
 }
 
 // Workers returns the background loops of m on infra: the outbox relay (with
@@ -41,18 +41,7 @@ func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 	}
 	// The relay and the consumer report through the service's providers.
 	ro := m.Relay
-	if cc.TracerProvider == nil {
-		cc.TracerProvider = infra.Telemetry.TracerProvider()
-	}
-	if cc.MeterProvider == nil {
-		cc.MeterProvider = infra.Telemetry.MeterProvider()
-	}
-	if ro.TracerProvider == nil {
-		ro.TracerProvider = infra.Telemetry.TracerProvider()
-	}
-	if ro.MeterProvider == nil {
-		ro.MeterProvider = infra.Telemetry.MeterProvider()
-	}
+	ro.Telemetry, cc.Telemetry = infra.Telemetry, infra.Telemetry
 	return []Worker{
 		{Name: "outbox relay", Run: outbox.NewRelay(m.Outbox, infra.Redis, ro).Run},
 		{Name: "consumer of " + m.Stream, Run: stream.NewConsumer(infra.DB, infra.Redis, cc, m.Handler).Run},

@@ -18,7 +18,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -26,6 +25,7 @@ import (
 
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
+	"shop/services/platform/telemetry"
 )
 
 // Delivery is one message handed to a Handler, with the span context of its
@@ -88,10 +88,9 @@ type ConsumerConfig struct {
 	MaxBackoff time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
-	// TracerProvider and MeterProvider receive the process spans and the
-	// consumer's metrics (default: the global providers).
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
+	// Telemetry receives the process spans and the consumer's metrics
+	// (default: the global providers).
+	Telemetry telemetry.Providers
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -108,12 +107,6 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	c.DLQMaxLen = cmp.Or(c.DLQMaxLen, 100_000)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
-	if c.TracerProvider == nil {
-		c.TracerProvider = otel.GetTracerProvider()
-	}
-	if c.MeterProvider == nil {
-		c.MeterProvider = otel.GetMeterProvider()
-	}
 	return c
 }
 
@@ -156,8 +149,8 @@ func NewConsumer(db *bun.DB, rdb redis.UniversalClient, cfg ConsumerConfig, h Ha
 		cfg:     cfg,
 		handler: h,
 		log:     cfg.Logger.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Name),
-		tracer:  cfg.TracerProvider.Tracer(scope),
-		meter:   cfg.MeterProvider.Meter(scope),
+		tracer:  cfg.Telemetry.TracerProvider().Tracer(scope),
+		meter:   cfg.Telemetry.MeterProvider().Meter(scope),
 	}
 	c.metrics = newConsumerMetrics(c.meter)
 	return c

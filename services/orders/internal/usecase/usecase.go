@@ -51,7 +51,7 @@ type Deps struct {
 // Config configures the use cases. The zero value is sensible.
 type Config struct {
 	// Creates tunes the group commit of new orders.
-	Creates database.GroupCommitOptions
+	Creates database.GroupCommitConfig
 }
 
 // Orders are the orders service's use cases.
