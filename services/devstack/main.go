@@ -5,23 +5,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
-	"sync"
 
-	"github.com/alicebob/miniredis/v2"
-
-	gateway "shop/services/gateway/app"
-	orders "shop/services/orders/app"
-	payments "shop/services/payments/app"
+	"shop/services/devstack/stack"
 	"shop/services/platform/cli"
-	"shop/services/platform/config"
-	"shop/services/platform/service"
 	"shop/services/platform/telemetry"
 )
 
@@ -54,131 +44,22 @@ func main() {
 }
 
 func run(ctx context.Context, cfg settings) error {
-	// 1. The data directory for the SQLite databases.
-	if cfg.DataDir == "" && (cfg.OrdersDatabaseURL == "" || cfg.PaymentsDatabaseURL == "") {
-		dir, err := os.MkdirTemp("", "shop-devstack-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
-	}
-	if cfg.OrdersDatabaseURL == "" {
-		cfg.OrdersDatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "orders.db")
-	}
-	if cfg.PaymentsDatabaseURL == "" {
-		cfg.PaymentsDatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "payments.db")
-	}
-
-	// 2. The embedded Redis server, unless one is given.
-	if cfg.RedisURL == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("start embedded Redis: %w", err)
-		}
-		defer mr.Close()
-		cfg.RedisURL = "redis://" + mr.Addr() + "/0"
-		slog.Info("embedded Redis server started", "url", cfg.RedisURL)
-	}
-
-	// 3. Telemetry. The OpenTelemetry globals are one per process, but a
-	// trace must show three services, not one "devstack": so each service
-	// gets providers of its own, whose resource names it (gateway, orders,
-	// payments), and is handed them in its configuration, as a binary's
-	// service would use the globals. Exporters and sampling come from the
-	// same OTEL_* environment; cli.Main's shutdown flushes them all.
-	if cfg.telemetry == nil {
-		cfg.telemetry = telemetry.ForService
-	}
-	tel := map[string]telemetry.Providers{}
-	for _, name := range []string{"gateway", "orders", "payments"} {
-		p, err := cfg.telemetry(ctx, name)
-		if err != nil {
-			return err
-		}
-		tel[name] = p
-	}
-
-	// 4. The three services; when one stops, all do.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var listening sync.WaitGroup
-	listening.Add(3)
-	onListen := func(net.Addr) { listening.Done() }
-
-	// Each service gets its own defaults, then devstack's addresses and stores.
-	base := func(addr, dbURL string) (service.Config, error) {
-		var c service.Config
-		err := config.Defaults(&c)
-		c.HTTPAddr, c.DatabaseURL, c.RedisURL = addr, dbURL, cfg.RedisURL
-		c.LogLevel, c.OnListen = cfg.LogLevel, onListen
-		return c, err
-	}
-	var gw gateway.Config
-	if err := config.Defaults(&gw); err != nil {
-		return err
-	}
-	gw.HTTPAddr = cfg.GatewayAddr
-	gw.OrdersURL = "http://" + loopback(cfg.OrdersAddr)
-	gw.PaymentsURL = "http://" + loopback(cfg.PaymentsAddr)
-	gw.LogLevel, gw.OnListen, gw.Telemetry = cfg.LogLevel, onListen, tel["gateway"]
-	paymentsCfg, err := base(cfg.PaymentsAddr, cfg.PaymentsDatabaseURL)
+	shop, err := stack.Start(ctx, stack.Options{
+		GatewayAddr: cfg.GatewayAddr, PaymentsAddr: cfg.PaymentsAddr, OrdersAddr: cfg.OrdersAddr,
+		OrdersDatabaseURL: cfg.OrdersDatabaseURL, PaymentsDatabaseURL: cfg.PaymentsDatabaseURL,
+		RedisURL: cfg.RedisURL, DataDir: cfg.DataDir, LogLevel: cfg.LogLevel, Telemetry: cfg.telemetry,
+	})
 	if err != nil {
 		return err
 	}
-	paymentsCfg.Telemetry = tel["payments"]
-	ordersCfg, err := base(cfg.OrdersAddr, cfg.OrdersDatabaseURL)
-	if err != nil {
-		return err
-	}
-	ordersCfg.Telemetry = tel["orders"]
-	services := map[string]func(context.Context) error{
-		"payments": func(ctx context.Context) error { return payments.Run(ctx, paymentsCfg) },
-		"orders":   func(ctx context.Context) error { return orders.Run(ctx, ordersCfg) },
-		"gateway":  func(ctx context.Context) error { return gateway.Run(ctx, gw) },
-	}
-	errc := make(chan error, len(services))
-	for name, run := range services {
-		go func() {
-			err := run(ctx)
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				err = nil // stopped while starting: not a failure
-			}
-			if err != nil {
-				err = fmt.Errorf("%s: %w", name, err)
-			}
-			cancel()
-			errc <- err
-		}()
-	}
-	go func() {
-		listening.Wait()
-		api := "http://" + loopback(cfg.GatewayAddr)
-		fmt.Fprintf(os.Stderr, "\nShop is running.\n  API:      %s\n  Docs:     %s/docs\n  Payments: http://%s/docs\n  Orders:   http://%s/docs\n  Data:     %s\nPress Ctrl-C to stop.\n\n",
-			api, api, loopback(cfg.PaymentsAddr), loopback(cfg.OrdersAddr), dataDescription(cfg))
-	}()
-	var errs []error
-	for range services {
-		errs = append(errs, <-errc)
-	}
-	return errors.Join(errs...)
+	fmt.Fprintf(os.Stderr, "\nShop is running.\n  API:      %s\n  Docs:     %s/docs\n  Payments: %s/docs\n  Orders:   %s/docs\n  Data:     %s\nPress Ctrl-C to stop.\n\n",
+		shop.GatewayURL, shop.GatewayURL, shop.PaymentsURL, shop.OrdersURL, dataDescription(shop.DataDir))
+	return shop.Wait()
 }
 
-// loopback turns a listen address into one a browser on this machine can use.
-func loopback(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-func dataDescription(cfg settings) string {
-	if cfg.DataDir == "" {
+func dataDescription(dir string) string {
+	if dir == "" {
 		return "external databases"
 	}
-	return cfg.DataDir
+	return dir
 }
