@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/polltest"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -76,17 +77,12 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 		"payments": {"payments.requests process", "outbox insert", "payments.results publish"},
 	}
 	var got map[string][]string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got = jaeger.trace(t, traceID)
-		if hasAll(got, want) {
-			break
+	polltest.Until(t, 30*time.Second, func() error {
+		if got = jaeger.trace(t, traceID); !hasAll(got, want) {
+			return fmt.Errorf("Jaeger's trace %s has %v, want at least %v\njaeger output:\n%s", traceID, got, want, jaeger.log.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger's trace %s has %v, want at least %v\njaeger output:\n%s", traceID, got, want, jaeger.log.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	// What the README tells a reader to click: service gateway, Find Traces.
 	if !jaeger.found(t, "gateway", "POST /orders", traceID) {
 		t.Errorf("searching Jaeger for service gateway, operation POST /orders does not find trace %s", traceID)
@@ -266,24 +262,23 @@ func startJaeger(t *testing.T) *jaegerProcess {
 			<-exited
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	polltest.Until(t, 60*time.Second, func() error {
 		select {
 		case <-exited:
 			t.Fatalf("Jaeger exited:\n%s", out.String())
 		default:
 		}
-		if resp, err := http.Get("http://" + health + "/status"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return j
-			}
+		resp, err := http.Get("http://" + health + "/status")
+		if err != nil {
+			return fmt.Errorf("Jaeger not healthy: %w\n%s", err, out.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger not healthy within 60s:\n%s", out.String())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("Jaeger not healthy: %s\n%s", resp.Status, out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return j
 }
 
 // jaegerBinary returns the Jaeger binary of the version services/tools

@@ -18,6 +18,7 @@ import (
 	"shop/services/orders/internal/store"
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
+	"shop/services/platform/polltest"
 	"shop/services/platform/service"
 	"shop/services/platform/service/servicetest"
 	"shop/services/platform/stream"
@@ -194,12 +195,13 @@ func TestConsumesPaymentResults(t *testing.T) {
 			// await polls the order until its status is no longer NEW.
 			await := func(o orderBody) orderBody {
 				t.Helper()
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				polltest.Until(t, 10*time.Second, func() error {
 					servicetest.Do(t, a.Handler, "GET", "/orders/"+o.ID, "").JSON(t, &o)
-					if o.Status != "NEW" {
-						break
+					if o.Status == "NEW" {
+						return fmt.Errorf("order %s still NEW", o.ID)
 					}
-				}
+					return nil
+				})
 				return o
 			}
 

@@ -3,6 +3,7 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/polltest"
 )
 
 type thing struct {
@@ -74,11 +76,12 @@ func count(t *testing.T, db *bun.DB) int64 {
 // waitQueued waits until n callers of g are queued behind the batch in flight.
 func waitQueued[T any](t *testing.T, g *database.GroupCommit[T], n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); database.Queued(g) < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers queued, want %d", database.Queued(g), n)
+	polltest.Until(t, 5*time.Second, func() error {
+		if q := database.Queued(g); q < n {
+			return fmt.Errorf("%d callers queued, want %d", q, n)
 		}
-	}
+		return nil
+	})
 }
 
 // Callers who arrive while a transaction is in flight are written together,

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
+	"shop/services/platform/polltest"
 )
 
 // Database is one database a test runs on.
@@ -203,15 +205,14 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
-// Eventually polls cond every few milliseconds until it holds, and fails
-// the test with msg if it does not within timeout.
+// Eventually polls cond until it holds, and fails the test with msg if it
+// does not within timeout (see polltest.Until).
 func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, msg)
+	polltest.Until(t, timeout, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return errors.New(msg)
+	})
 }
