@@ -1,6 +1,7 @@
-// Package app wires the orders service: configuration, storage, the HTTP
-// API, the outbox relay and the consumer of payment results. The orders
-// binary and the all-in-one devstack both run it.
+// Package app wires the orders service: storage, use cases, the HTTP API,
+// and its part in the message flow (the outbox relay of payment requests,
+// the consumer of payment results). The orders binary and the all-in-one
+// devstack both run it.
 package app
 
 import (

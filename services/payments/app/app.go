@@ -1,6 +1,7 @@
-// Package app wires the payments service: configuration, storage, the HTTP
-// API, the outbox relay and the consumer of payment requests. The payments
-// binary and the all-in-one devstack both run it.
+// Package app wires the payments service: storage, use cases, the HTTP
+// API, and its part in the message flow (the consumer of payment requests,
+// the outbox relay of results). The payments binary and the all-in-one
+// devstack both run it.
 package app
 
 import (

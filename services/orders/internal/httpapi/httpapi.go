@@ -1,5 +1,6 @@
 // Package httpapi is the orders service's HTTP API: orders for clients
-// (through the gateway) and the internal payment-status entry point.
+// (through the gateway) and the internal payment-status entry point. Its
+// handlers only translate between HTTP and the use cases (package usecase).
 package httpapi
 
 import (

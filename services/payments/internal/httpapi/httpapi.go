@@ -1,5 +1,6 @@
 // Package httpapi is the payments service's HTTP API: accounts for clients
-// (through the gateway) and the internal payment entry point.
+// (through the gateway) and the internal payment entry point. Its handlers
+// only translate between HTTP and the use cases (package usecase).
 package httpapi
 
 import (

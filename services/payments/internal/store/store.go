@@ -1,5 +1,6 @@
 // Package store keeps the payments service's accounts, ledger and payment
-// outcomes with Bun, on PostgreSQL or SQLite.
+// outcomes with Bun, on PostgreSQL or SQLite: it loads, locks and saves,
+// and leaves the payment rule to the decision its callers pass.
 package store
 
 import (
