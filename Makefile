@@ -1,7 +1,7 @@
 # Shop: the commands a developer needs. Each target's recipe is also the
 # make-free way to do the same (see README).
 
-MODULES  := platform orders payments gateway devstack loadgen shopctl
+MODULES  := platform contract orders payments gateway devstack loadgen shopctl
 PACKAGES := $(foreach m,$(MODULES),./services/$(m)/...)
 
 # Spectral, the OpenAPI linter, pinned and installed from npm into the cache.

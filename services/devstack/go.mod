@@ -88,6 +88,7 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
+	shop/services/contract v0.0.0 // indirect
 )
 
 replace (
@@ -95,3 +96,5 @@ replace (
 	shop/services/orders => ../orders
 	shop/services/payments => ../payments
 )
+
+replace shop/services/contract => ../contract

@@ -14,17 +14,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-
-	gateway "shop/services/gateway/app"
-	orders "shop/services/orders/app"
-	payments "shop/services/payments/app"
+	"shop/services/devstack/stack"
 	"shop/services/platform/cli"
-	"shop/services/platform/config"
-	"shop/services/platform/service"
 	"shop/services/platform/telemetry"
 )
 
@@ -77,152 +70,34 @@ func run(ctx context.Context, cfg settings) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	if cfg.OpenAPIDir != "" {
-		for _, addr := range []*string{&cfg.GatewayAddr, &cfg.PaymentsAddr, &cfg.OrdersAddr} {
-			a, err := freeLoopbackAddr()
-			if err != nil {
-				return err
-			}
-			*addr = a
-		}
+		cfg.GatewayAddr, cfg.PaymentsAddr, cfg.OrdersAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	}
-
-	// 1. The data directory for the SQLite databases.
-	if cfg.DataDir == "" && (cfg.OrdersDatabaseURL == "" || cfg.PaymentsDatabaseURL == "") {
-		dir, err := os.MkdirTemp("", "shop-devstack-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
-	}
-	if cfg.OrdersDatabaseURL == "" {
-		cfg.OrdersDatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "orders.db")
-	}
-	if cfg.PaymentsDatabaseURL == "" {
-		cfg.PaymentsDatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "payments.db")
-	}
-
-	// 2. The embedded Redis server, unless one is given.
-	if cfg.RedisURL == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("start embedded Redis: %w", err)
-		}
-		defer mr.Close()
-		cfg.RedisURL = "redis://" + mr.Addr() + "/0"
-		slog.Info("embedded Redis server started", "url", cfg.RedisURL)
-	}
-
-	// 3. Telemetry. The OpenTelemetry globals are one per process, but a
-	// trace must show three services, not one "devstack": so each service
-	// gets providers of its own, whose resource names it (gateway, orders,
-	// payments), and is handed them in its configuration, as a binary's
-	// service would use the globals. Exporters and sampling come from the
-	// same OTEL_* environment; cli.Main's shutdown flushes them all.
-	if cfg.telemetry == nil {
-		cfg.telemetry = telemetry.ForService
-	}
-	tel := map[string]telemetry.Providers{}
-	for _, name := range []string{"gateway", "orders", "payments"} {
-		p, err := cfg.telemetry(ctx, name)
-		if err != nil {
-			return err
-		}
-		tel[name] = p
-	}
-
-	// 4. The three services; when one stops, all do.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var listening sync.WaitGroup
-	listening.Add(3)
-	onListen := func(net.Addr) { listening.Done() }
-
-	// Each service gets its own defaults, then devstack's addresses and stores.
-	base := func(addr, dbURL string) (service.Config, error) {
-		var c service.Config
-		err := config.Defaults(&c)
-		c.HTTPAddr, c.DatabaseURL, c.RedisURL = addr, dbURL, cfg.RedisURL
-		c.LogLevel, c.OnListen = cfg.LogLevel, onListen
-		return c, err
-	}
-	var gw gateway.Config
-	if err := config.Defaults(&gw); err != nil {
-		return err
-	}
-	gw.HTTPAddr = cfg.GatewayAddr
-	gw.OrdersURL = "http://" + loopback(cfg.OrdersAddr)
-	gw.PaymentsURL = "http://" + loopback(cfg.PaymentsAddr)
-	gw.LogLevel, gw.OnListen, gw.Telemetry = cfg.LogLevel, onListen, tel["gateway"]
-	paymentsCfg, err := base(cfg.PaymentsAddr, cfg.PaymentsDatabaseURL)
+	shop, err := stack.Start(ctx, stack.Options{
+		GatewayAddr: cfg.GatewayAddr, PaymentsAddr: cfg.PaymentsAddr, OrdersAddr: cfg.OrdersAddr,
+		OrdersDatabaseURL: cfg.OrdersDatabaseURL, PaymentsDatabaseURL: cfg.PaymentsDatabaseURL,
+		RedisURL: cfg.RedisURL, DataDir: cfg.DataDir, LogLevel: cfg.LogLevel, Telemetry: cfg.telemetry,
+	})
 	if err != nil {
 		return err
-	}
-	paymentsCfg.Telemetry = tel["payments"]
-	ordersCfg, err := base(cfg.OrdersAddr, cfg.OrdersDatabaseURL)
-	if err != nil {
-		return err
-	}
-	ordersCfg.Telemetry = tel["orders"]
-	services := map[string]func(context.Context) error{
-		"payments": func(ctx context.Context) error { return payments.Run(ctx, paymentsCfg) },
-		"orders":   func(ctx context.Context) error { return orders.Run(ctx, ordersCfg) },
-		"gateway":  func(ctx context.Context) error { return gateway.Run(ctx, gw) },
-	}
-	errc := make(chan error, len(services)+1)
-	for name, run := range services {
-		go func() {
-			err := run(ctx)
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				err = nil // stopped while starting: not a failure
-			}
-			if err != nil {
-				err = fmt.Errorf("%s: %w", name, err)
-			}
-			cancel()
-			errc <- err
-		}()
 	}
 	if cfg.OpenAPIDir != "" {
 		// Write the descriptions, then stop everything.
-		go func() {
-			listening.Wait()
-			err := writeOpenAPI(ctx, "http://"+loopback(cfg.GatewayAddr), "http://"+loopback(cfg.OrdersAddr),
-				"http://"+loopback(cfg.PaymentsAddr), cfg.OpenAPIDir)
-			if err != nil {
-				errc <- fmt.Errorf("write OpenAPI: %w", err)
-			} else {
-				errc <- nil
-			}
-			cancel()
-		}()
-		var errs []error
-		for range len(services) + 1 {
-			errs = append(errs, <-errc)
-		}
-		return errors.Join(errs...)
+		werr := writeOpenAPI(ctx, shop.GatewayURL, shop.OrdersURL, shop.PaymentsURL, cfg.OpenAPIDir)
+		cancel()
+		return errors.Join(werr, shop.Wait())
 	}
-	go func() {
-		listening.Wait()
-		api := "http://" + loopback(cfg.GatewayAddr)
-		fmt.Fprintf(os.Stderr, "\nShop is running.\n  API:      %s\n  Docs:     %s/docs\n  Payments: http://%s/docs\n  Orders:   http://%s/docs\n  Data:     %s\nPress Ctrl-C to stop.\n\n",
-			api, api, loopback(cfg.PaymentsAddr), loopback(cfg.OrdersAddr), dataDescription(cfg))
-	}()
-	var errs []error
-	for range services {
-		errs = append(errs, <-errc)
-	}
-	return errors.Join(errs...)
+	fmt.Fprintf(os.Stderr, "\nShop is running.\n  API:      %s\n  Docs:     %s/docs\n  Payments: %s/docs\n  Orders:   %s/docs\n  Data:     %s\nPress Ctrl-C to stop.\n\n",
+		shop.GatewayURL, shop.GatewayURL, shop.PaymentsURL, shop.OrdersURL, dataDescription(shop.DataDir))
+	return shop.Wait()
 }
 
-// freeLoopbackAddr returns a loopback address with a port free just now.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+func dataDescription(dir string) string {
+	if dir == "" {
+		return "external databases"
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return dir
 }
 
 // writeOpenAPI waits until the gateway is ready (it holds the complete
@@ -270,23 +145,4 @@ func writeOpenAPI(ctx context.Context, gatewayURL, ordersURL, paymentsURL, dir s
 		}
 	}
 	return nil
-}
-
-// loopback turns a listen address into one a browser on this machine can use.
-func loopback(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-func dataDescription(cfg settings) string {
-	if cfg.DataDir == "" {
-		return "external databases"
-	}
-	return cfg.DataDir
 }

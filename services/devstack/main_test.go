@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"shop/services/devstack/e2e"
+	"shop/services/platform/polltest"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -43,20 +45,17 @@ func TestMakeRun(t *testing.T) {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	polltest.Until(t, 30*time.Second, func() error {
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("%s not ready: %w", base, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v", base, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s not ready: %s", base, resp.Status)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestMakeRunRemovesItsTemporaryData checks that a stop leaves nothing behind.

@@ -20,6 +20,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"shop/services/platform/polltest"
 	"shop/services/platform/service/servicetest"
 	"shop/services/platform/telemetry"
 )
@@ -77,14 +78,13 @@ func TestOneTracePerOrder(t *testing.T) {
 	// The order's trace is the one whose root is the gateway's POST /orders.
 	var root sdktrace.ReadOnlySpan
 	var spans []sdktrace.ReadOnlySpan
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.Until(t, 10*time.Second, func() error {
 		root, spans = orderTrace(rec.Ended())
-		if find(spans, "orders", "payments.results process") != nil || time.Now().After(deadline) {
-			break
+		if find(spans, "orders", "payments.results process") == nil {
+			return fmt.Errorf("the order's trace has no payments.results process span of orders yet (%d spans)", len(spans))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if root == nil {
 		t.Fatal("no gateway span POST /orders")
 	}

@@ -3,7 +3,7 @@ module shop/services/loadgen
 go 1.26.0
 
 require (
-	github.com/alicebob/miniredis/v2 v2.40.0
+	github.com/alicebob/miniredis/v2 v2.40.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/uptrace/bun v1.3.0
 	shop/services/platform v0.0.0
@@ -82,14 +82,16 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
+	shop/services/contract v0.0.0 // indirect
+	shop/services/gateway v0.0.0 // indirect
+	shop/services/payments v0.0.0 // indirect
 )
 
 replace shop/services/platform => ../platform
 
 require (
-	shop/services/gateway v0.0.0
+	shop/services/devstack v0.0.0
 	shop/services/orders v0.0.0
-	shop/services/payments v0.0.0
 )
 
 replace (
@@ -97,3 +99,7 @@ replace (
 	shop/services/orders => ../orders
 	shop/services/payments => ../payments
 )
+
+replace shop/services/contract => ../contract
+
+replace shop/services/devstack => ../devstack

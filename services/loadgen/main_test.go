@@ -4,26 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-
-	gateway "shop/services/gateway/app"
-	orders "shop/services/orders/app"
-	payments "shop/services/payments/app"
-	"shop/services/platform/config"
-	"shop/services/platform/service"
+	"shop/services/devstack/stack"
+	"shop/services/platform/telemetry"
 )
 
 func TestMain(m *testing.M) {
@@ -33,63 +25,25 @@ func TestMain(m *testing.M) {
 }
 
 // startShop runs the three services in this process, as devstack does, on
-// SQLite files and miniredis, and returns the gateway's URL.
+// SQLite files and an embedded Redis, and returns the gateway's URL.
 func startShop(t *testing.T) string {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	start := func(name string, run func(context.Context, func(net.Addr)) error) string {
-		addr := make(chan net.Addr, 1)
-		errc := make(chan error, 1)
-		wg.Go(func() {
-			err := run(ctx, func(a net.Addr) { addr <- a })
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("%s: %v", name, err)
-			}
-			errc <- err
-		})
-		select {
-		case a := <-addr:
-			return "http://" + a.String()
-		case err := <-errc:
-			t.Fatalf("%s stopped before it listened: %v", name, err)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s did not listen within 30s", name)
-		}
-		return ""
+	shop, err := stack.Start(ctx, stack.Options{
+		DataDir: t.TempDir(), LogLevel: 8, ConsumerName: "test", ShutdownTimeout: 5 * time.Second, // 8: errors only
+		Telemetry: func(context.Context, string) (telemetry.Providers, error) { return telemetry.Providers{}, nil },
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
 	}
-	svc := func(db string) service.Config {
-		var c service.Config
-		if err := config.Defaults(&c); err != nil {
-			t.Fatal(err)
+	t.Cleanup(func() {
+		cancel()
+		if err := shop.Wait(); err != nil {
+			t.Errorf("shop: %v", err)
 		}
-		c.HTTPAddr, c.DatabaseURL, c.RedisURL = "127.0.0.1:0", "sqlite:"+filepath.Join(dir, db), "redis://"+mr.Addr()+"/0"
-		c.LogLevel, c.ConsumerName, c.ShutdownTimeout = 8, "test", 5*time.Second // 8: errors only
-		return c
-	}
-	paymentsURL := start("payments", func(ctx context.Context, on func(net.Addr)) error {
-		c := svc("payments.db")
-		c.OnListen = on
-		return payments.Run(ctx, c)
 	})
-	ordersURL := start("orders", func(ctx context.Context, on func(net.Addr)) error {
-		c := svc("orders.db")
-		c.OnListen = on
-		return orders.Run(ctx, c)
-	})
-	return start("gateway", func(ctx context.Context, on func(net.Addr)) error {
-		var c gateway.Config
-		if err := config.Defaults(&c); err != nil {
-			return err
-		}
-		c.HTTPAddr, c.OrdersURL, c.PaymentsURL, c.LogLevel, c.OnListen = "127.0.0.1:0", ordersURL, paymentsURL, 8, on
-		c.ShutdownTimeout = 5 * time.Second
-		return gateway.Run(ctx, c)
-	})
+	return shop.GatewayURL
 }
 
 // report is the JSON the command prints, decoded loosely: a test of the

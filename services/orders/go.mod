@@ -7,6 +7,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/uptrace/bun v1.3.0
+	shop/services/contract v0.0.0
 	shop/services/platform v0.0.0
 )
 
@@ -85,3 +86,5 @@ require (
 )
 
 replace shop/services/platform => ../platform
+
+replace shop/services/contract => ../contract

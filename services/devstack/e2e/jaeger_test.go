@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/jaegertest"
+	"shop/services/platform/polltest"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -71,17 +73,12 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 		"payments": {"payments.requests process", "outbox insert", "payments.results publish"},
 	}
 	var got map[string][]string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got = jaegerTraceOf(t, jaeger, traceID)
-		if hasAll(got, want) {
-			break
+	polltest.Until(t, 30*time.Second, func() error {
+		if got = jaegerTraceOf(t, jaeger, traceID); !hasAll(got, want) {
+			return fmt.Errorf("Jaeger's trace %s has %v, want at least %v\njaeger output:\n%s", traceID, got, want, jaeger.Log())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Jaeger's trace %s has %v, want at least %v\njaeger output:\n%s", traceID, got, want, jaeger.Log())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	// What shopctl trace searches: the orders span tagged with the order id.
 	var byOrder struct {
 		Data []jaegerTrace `json:"data"`

@@ -11,6 +11,7 @@ import (
 
 	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/polltest"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -58,16 +59,14 @@ func openDB(t *testing.T, url string) *bun.DB {
 // waitSettled polls until every order in the orders database is terminal.
 func waitSettled(t *testing.T, db *bun.DB, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+	polltest.Until(t, limit, func() error {
 		var pending int
-		err := db.NewRaw("SELECT count(*) FROM orders WHERE status = 'NEW'").Scan(context.Background(), &pending)
-		if err == nil && pending == 0 {
-			return
+		if err := db.NewRaw("SELECT count(*) FROM orders WHERE status = 'NEW'").Scan(context.Background(), &pending); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d orders still NEW after %s (err %v)", pending, limit, err)
+		if pending > 0 {
+			return fmt.Errorf("%d orders still NEW", pending)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -1,21 +1,23 @@
-// Package app wires the orders service: configuration, storage, the HTTP
-// API, the outbox relay and the consumer of payment results. The orders
-// binary and the all-in-one devstack both run it.
+// Package app wires the orders service: storage, use cases, the HTTP API,
+// and its part in the message flow (the outbox relay of payment requests,
+// the consumer of payment results). The orders binary and the all-in-one
+// devstack both run it.
 package app
 
 import (
 	"context"
-	"net/http"
 
-	"github.com/danielgtaylor/huma/v2"
-
+	"shop/services/contract"
 	"shop/services/orders/internal/httpapi"
-	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/store"
+	"shop/services/orders/internal/usecase"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
-	"shop/services/platform/web"
 )
+
+// Migrations are the service's schema (store.Migrations): Run applies them,
+// and the benchmark's reference transaction runs on them.
+var Migrations = store.Migrations
 
 // DefaultConfig is the configuration before the environment is read.
 func DefaultConfig() service.Config {
@@ -24,47 +26,24 @@ func DefaultConfig() service.Config {
 
 // App is the wired orders service.
 type App struct {
-	Handler  http.Handler
-	API      huma.API
-	Health   *web.Health
-	Payments *order.Payments
-	Outbox   *outbox.Outbox
-	Store    *store.Store
+	service.Wired
+	Orders *usecase.Orders
+	Store  *store.Store
 }
 
 // New wires the service on infrastructure that is already open.
 func New(infra *service.Infra) *App {
-	ob := outbox.New(infra.DB)
-	st := store.New(infra.DB, ob)
-	payments := order.NewPayments(st)
+	st := store.New(infra.DB)
+	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
+	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob}, usecase.Config{})
 	h := service.NewHTTP(infra, "Orders", "Orders and their status; each order is paid for automatically.")
-	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Orders: st, Payments: payments})
-	return &App{
-		Handler:  h.Handler,
-		API:      h.API,
-		Health:   h.Health,
-		Payments: payments,
-		Outbox:   ob,
-		Store:    st,
-	}
+	httpapi.Register(h.API, orders)
+	// It publishes payment requests from its outbox and consumes the results.
+	m := service.Messaging{Outbox: ob, Stream: contract.PaymentResultsStream, Group: contract.OrdersGroup, Handler: orders.HandleResults}
+	return &App{Wired: service.Wired{HTTP: h, Messaging: m}, Orders: orders, Store: st}
 }
 
 // Run runs the orders service until ctx ends.
 func Run(ctx context.Context, cfg service.Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	// 1. Database (migrated) and Redis.
-	infra, err := service.Open(ctx, cfg.DatabaseURL, cfg.RedisURL, store.Migrations, cfg.Telemetry)
-	if err != nil {
-		return err
-	}
-	defer infra.Close()
-
-	// 2. The HTTP API and the message handlers.
-	a := New(infra)
-
-	// 3. Serve, relay payment requests and consume results until ctx ends; then drain.
-	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
-		a.Health, a.Handler, Messaging(a).Workers(infra, cfg)...)
+	return service.Serve(ctx, cfg, Migrations, func(infra *service.Infra) service.Wired { return New(infra).Wired })
 }

@@ -13,11 +13,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"shop/services/contract"
 	"shop/services/orders/app"
-	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/store"
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
+	"shop/services/platform/polltest"
 	"shop/services/platform/service"
 	"shop/services/platform/service/servicetest"
 	"shop/services/platform/stream"
@@ -176,13 +177,13 @@ func TestConsumesPaymentResults(t *testing.T) {
 			later := create(t, a.Handler, `{"user_id":5,"amount":"3.00"}`)
 			// publish adds results to the stream at once (MULTI), so that one
 			// read takes them all.
-			publish := func(results ...order.PaymentCompleted) (ids []uuid.UUID) {
+			publish := func(results ...contract.PaymentCompleted) (ids []uuid.UUID) {
 				t.Helper()
 				_, err := infra.Redis.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 					for _, res := range results {
 						payload, _ := json.Marshal(res)
-						msg := messaging.Message{ID: uuid.New(), Type: order.PaymentCompletedType, Payload: payload, OccurredAt: time.Now()}
-						pipe.XAdd(ctx, &redis.XAddArgs{Stream: order.PaymentResultsStream, Values: msg.Values()})
+						msg := messaging.Message{ID: uuid.New(), Type: contract.PaymentCompletedType, Payload: payload, OccurredAt: time.Now()}
+						pipe.XAdd(ctx, &redis.XAddArgs{Stream: contract.PaymentResultsStream, Values: msg.Values()})
 						ids = append(ids, msg.ID)
 					}
 					return nil
@@ -195,26 +196,27 @@ func TestConsumesPaymentResults(t *testing.T) {
 			// await polls the order until its status is no longer NEW.
 			await := func(o orderBody) orderBody {
 				t.Helper()
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				polltest.Until(t, 10*time.Second, func() error {
 					servicetest.Do(t, a.Handler, "GET", "/orders/"+o.ID, "").JSON(t, &o)
-					if o.Status != "NEW" {
-						break
+					if o.Status == "NEW" {
+						return fmt.Errorf("order %s still NEW", o.ID)
 					}
-				}
+					return nil
+				})
 				return o
 			}
 
 			// One batch: the late result sees the first one's effect.
 			publish(
-				order.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: order.Finished},
-				order.PaymentCompleted{OrderID: uuid.MustParse(declined.ID), Status: order.Cancelled, Reason: "insufficient funds"},
-				order.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: order.Cancelled, Reason: "late"},
+				contract.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: contract.PaymentFinished},
+				contract.PaymentCompleted{OrderID: uuid.MustParse(declined.ID), Status: contract.PaymentCancelled, Reason: "insufficient funds"},
+				contract.PaymentCompleted{OrderID: uuid.MustParse(paid.ID), Status: contract.PaymentCancelled, Reason: "late"},
 			)
-			m := app.Messaging(a)
+			m := a.Messaging
 			m.Consumer.Block = 20 * time.Millisecond
 			workers := m.Workers(infra, service.Config{})
 			i := slices.IndexFunc(workers, func(w service.Worker) bool {
-				return w.Name == "consumer of "+order.PaymentResultsStream
+				return w.Name == "consumer of "+contract.PaymentResultsStream
 			})
 			runCtx, stop := context.WithCancel(ctx)
 			done := make(chan error)
@@ -232,13 +234,13 @@ func TestConsumesPaymentResults(t *testing.T) {
 			// A result for an unknown order fails its batch: the consumer
 			// applies the results one by one, and dead-letters that one.
 			ids := publish(
-				order.PaymentCompleted{OrderID: uuid.New(), Status: order.Finished},
-				order.PaymentCompleted{OrderID: uuid.MustParse(later.ID), Status: order.Finished},
+				contract.PaymentCompleted{OrderID: uuid.New(), Status: contract.PaymentFinished},
+				contract.PaymentCompleted{OrderID: uuid.MustParse(later.ID), Status: contract.PaymentFinished},
 			)
 			if l := await(later); l.Status != "FINISHED" {
 				t.Fatalf("order after a batch with a bad result: %+v", l)
 			}
-			dlq, err := infra.Redis.XRange(ctx, stream.DLQ(order.PaymentResultsStream), "-", "+").Result()
+			dlq, err := infra.Redis.XRange(ctx, stream.DLQ(contract.PaymentResultsStream), "-", "+").Result()
 			if err != nil || len(dlq) != 1 || dlq[0].Values[messaging.FieldID] != ids[0].String() ||
 				!strings.Contains(fmt.Sprint(dlq[0].Values[stream.FieldReason]), "order not found") {
 				t.Fatalf("dead letters %+v, %v; want only the result for the unknown order", dlq, err)

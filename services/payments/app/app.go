@@ -1,21 +1,22 @@
-// Package app wires the payments service: configuration, storage, the HTTP
-// API, the outbox relay and the consumer of payment requests. The payments
-// binary and the all-in-one devstack both run it.
+// Package app wires the payments service: storage, use cases, the HTTP
+// API, and its part in the message flow (the consumer of payment requests,
+// the outbox relay of results). The payments binary and the all-in-one
+// devstack both run it.
 package app
 
 import (
 	"context"
-	"net/http"
 
-	"github.com/danielgtaylor/huma/v2"
-
+	"shop/services/contract"
 	"shop/services/payments/internal/httpapi"
-	"shop/services/payments/internal/payment"
 	"shop/services/payments/internal/store"
+	"shop/services/payments/internal/usecase"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
-	"shop/services/platform/web"
 )
+
+// Migrations are the service's schema (store.Migrations), which Run applies.
+var Migrations = store.Migrations
 
 // DefaultConfig is the configuration before the environment is read.
 func DefaultConfig() service.Config {
@@ -24,47 +25,24 @@ func DefaultConfig() service.Config {
 
 // App is the wired payments service.
 type App struct {
-	Handler   http.Handler
-	API       huma.API
-	Health    *web.Health
-	Processor *payment.Processor
-	Outbox    *outbox.Outbox
-	Store     *store.Store
+	service.Wired
+	Payments *usecase.Payments
+	Store    *store.Store
 }
 
 // New wires the service on infrastructure that is already open.
 func New(infra *service.Infra) *App {
 	st := store.New(infra.DB)
-	ob := outbox.New(infra.DB)
-	proc := payment.NewProcessor(st, ob, payment.WithMeterProvider(infra.Telemetry.MeterProvider()))
+	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
+	payments := usecase.New(usecase.Deps{DB: infra.DB, Accounts: st, Ledger: st, Outbox: ob}, usecase.Config{Telemetry: infra.Telemetry})
 	h := service.NewHTTP(infra, "Payments", "Accounts and balances; pays for orders.")
-	httpapi.Register(h.API, httpapi.Deps{DB: infra.DB, Accounts: st, Processor: proc, Outcomes: st})
-	return &App{
-		Handler:   h.Handler,
-		API:       h.API,
-		Health:    h.Health,
-		Processor: proc,
-		Outbox:    ob,
-		Store:     st,
-	}
+	httpapi.Register(h.API, payments)
+	// It consumes payment requests and publishes the results from its outbox.
+	m := service.Messaging{Outbox: ob, Stream: contract.PaymentRequestsStream, Group: contract.PaymentsGroup, Handler: payments.HandleRequests}
+	return &App{Wired: service.Wired{HTTP: h, Messaging: m}, Payments: payments, Store: st}
 }
 
 // Run runs the payments service until ctx ends.
 func Run(ctx context.Context, cfg service.Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	// 1. Database (migrated) and Redis.
-	infra, err := service.Open(ctx, cfg.DatabaseURL, cfg.RedisURL, store.Migrations, cfg.Telemetry)
-	if err != nil {
-		return err
-	}
-	defer infra.Close()
-
-	// 2. The HTTP API and the message handlers.
-	a := New(infra)
-
-	// 3. Serve, relay results and consume requests until ctx ends; then drain.
-	return service.Run(ctx, service.RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
-		a.Health, a.Handler, Messaging(a).Workers(infra, cfg)...)
+	return service.Serve(ctx, cfg, Migrations, func(infra *service.Infra) service.Wired { return New(infra).Wired })
 }

@@ -4,6 +4,7 @@
 package database
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -228,4 +230,59 @@ func Pending(ctx context.Context, db *bun.DB, fsys fs.FS) (int, error) {
 		return 0, err
 	}
 	return len(missing), nil
+}
+
+// Join returns the migrations of several directories as one sequence, as
+// a service applies the platform's (messaging.Migrations) with its own.
+// Each directory holds its files at its root; their names must differ.
+func Join(dirs ...fs.FS) fs.FS {
+	j := joined{files: map[string]fs.FS{}}
+	for _, dir := range dirs {
+		entries, err := fs.ReadDir(dir, ".")
+		if err != nil {
+			j.err = err
+			return j
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				j.files[e.Name()] = dir
+				j.entries = append(j.entries, e)
+			}
+		}
+	}
+	if len(dirs) > 0 {
+		j.root = dirs[0]
+	}
+	slices.SortFunc(j.entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return j
+}
+
+// joined is the file system Join returns: its root lists the files of every
+// directory, and each file opens from the directory that holds it.
+type joined struct {
+	root    fs.FS
+	files   map[string]fs.FS
+	entries []fs.DirEntry
+	err     error
+}
+
+func (j joined) Open(name string) (fs.File, error) {
+	if name == "." {
+		if j.err != nil || j.root == nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: cmp.Or(j.err, fs.ErrNotExist)}
+		}
+		return j.root.Open(".")
+	}
+	dir, ok := j.files[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return dir.Open(name)
+}
+
+func (j joined) ReadDir(name string) ([]fs.DirEntry, error) {
+	if name != "." || j.err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: cmp.Or(j.err, fs.ErrNotExist)}
+	}
+	return slices.Clone(j.entries), nil
 }

@@ -3,21 +3,23 @@ package database
 import (
 	"cmp"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Item is one caller's value in a GroupCommit batch, with the caller's
-// context: its trace, and whether the caller still waits.
+// trace: what is written for the value belongs to it.
 type Item[T any] struct {
-	Ctx   context.Context
+	Trace trace.SpanContext
 	Value T
 }
 
-// GroupCommitOptions tune a GroupCommit. The zero value is sensible.
-type GroupCommitOptions struct {
+// GroupCommitConfig configures a GroupCommit. The zero value is sensible.
+type GroupCommitConfig struct {
 	// MaxBatch bounds the values one transaction writes (default 64).
 	MaxBatch int
 	// MaxInFlight bounds the transactions open at once (default 2): while
@@ -26,6 +28,13 @@ type GroupCommitOptions struct {
 	// Timeout bounds one transaction (default 10s). It does not follow the
 	// callers' deadlines: one caller giving up must not fail the others.
 	Timeout time.Duration
+}
+
+func (c GroupCommitConfig) withDefaults() GroupCommitConfig {
+	c.MaxBatch = cmp.Or(c.MaxBatch, 64)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, 2)
+	c.Timeout = cmp.Or(c.Timeout, 10*time.Second)
+	return c
 }
 
 // GroupCommit writes the values of concurrent callers together, in shared
@@ -39,7 +48,7 @@ type GroupCommitOptions struct {
 type GroupCommit[T any] struct {
 	db    bun.IDB
 	write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error
-	opts  GroupCommitOptions
+	opts  GroupCommitConfig
 
 	mu       sync.Mutex
 	queue    []*call[T]
@@ -48,16 +57,18 @@ type GroupCommit[T any] struct {
 
 type call[T any] struct {
 	Item[T]
+	gone <-chan struct{} // closed when the caller gives up
 	err  error
 	done chan struct{}
 }
 
+// errGone is a call's outcome when its caller gave up before its batch
+// was written; Do returns the caller's context's error instead.
+var errGone = errors.New("caller gone")
+
 // NewGroupCommit returns a GroupCommit that writes batches on db with write.
-func NewGroupCommit[T any](db bun.IDB, opts GroupCommitOptions, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
-	opts.MaxBatch = cmp.Or(opts.MaxBatch, 64)
-	opts.MaxInFlight = cmp.Or(opts.MaxInFlight, 2)
-	opts.Timeout = cmp.Or(opts.Timeout, 10*time.Second)
-	return &GroupCommit[T]{db: db, write: write, opts: opts}
+func NewGroupCommit[T any](db bun.IDB, opts GroupCommitConfig, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
+	return &GroupCommit[T]{db: db, write: write, opts: opts.withDefaults()}
 }
 
 // Do writes v in a transaction shared with other callers' values and
@@ -65,7 +76,7 @@ func NewGroupCommit[T any](db bun.IDB, opts GroupCommitOptions, write func(ctx c
 // written, v is left out and Do returns ctx's error; once the batch is being
 // written, Do waits for its outcome.
 func (g *GroupCommit[T]) Do(ctx context.Context, v T) error {
-	c := &call[T]{Item: Item[T]{Ctx: ctx, Value: v}, done: make(chan struct{})}
+	c := &call[T]{Item: Item[T]{Trace: trace.SpanContextFromContext(ctx), Value: v}, gone: ctx.Done(), done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	if g.inFlight < g.opts.MaxInFlight {
@@ -74,6 +85,9 @@ func (g *GroupCommit[T]) Do(ctx context.Context, v T) error {
 	}
 	g.mu.Unlock()
 	<-c.done
+	if c.err == errGone {
+		return ctx.Err()
+	}
 	return c.err
 }
 
@@ -103,11 +117,12 @@ func (g *GroupCommit[T]) drain() {
 func (g *GroupCommit[T]) commit(batch []*call[T]) {
 	live := batch[:0]
 	for _, c := range batch {
-		if err := c.Ctx.Err(); err != nil {
-			c.finish(err)
-			continue
+		select {
+		case <-c.gone:
+			c.finish(errGone)
+		default:
+			live = append(live, c)
 		}
-		live = append(live, c)
 	}
 	if len(live) == 0 {
 		return
@@ -124,11 +139,12 @@ func (g *GroupCommit[T]) commit(batch []*call[T]) {
 	}
 }
 
-// run writes batch in one transaction. Its statements run in the context
-// of the first caller, without its cancellation: they appear in that
-// caller's trace, which is the caller's own whenever it came alone.
+// run writes batch in one transaction. Its statements run in the trace of
+// the first caller, which is the caller's own whenever it came alone, and
+// not under any caller's cancellation.
 func (g *GroupCommit[T]) run(batch []*call[T]) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].Ctx), g.opts.Timeout)
+	ctx := trace.ContextWithSpanContext(context.Background(), batch[0].Trace)
+	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
 	defer cancel()
 	items := make([]Item[T], len(batch))
 	for i, c := range batch {

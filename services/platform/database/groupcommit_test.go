@@ -3,15 +3,18 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/polltest"
 )
 
 type thing struct {
@@ -73,11 +76,12 @@ func count(t *testing.T, db *bun.DB) int64 {
 // waitQueued waits until n callers of g are queued behind the batch in flight.
 func waitQueued[T any](t *testing.T, g *database.GroupCommit[T], n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); database.Queued(g) < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers queued, want %d", database.Queued(g), n)
+	polltest.Until(t, 5*time.Second, func() error {
+		if q := database.Queued(g); q < n {
+			return fmt.Errorf("%d callers queued, want %d", q, n)
 		}
-	}
+		return nil
+	})
 }
 
 // Callers who arrive while a transaction is in flight are written together,
@@ -86,7 +90,7 @@ func TestGroupCommitWritesWaitingCallersTogether(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		r := blocking()
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
 		var wg sync.WaitGroup
 		errs := make([]error, 21)
 		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
@@ -112,7 +116,7 @@ func TestGroupCommitFailsOnlyTheBadValue(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		r := blocking()
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
 		var wg sync.WaitGroup
 		errs := make([]error, 6)
 		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
@@ -142,7 +146,7 @@ func TestGroupCommitFailsOnlyTheBadValue(t *testing.T) {
 func TestGroupCommitLeavesOutCallersWhoGaveUp(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		r := blocking()
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxInFlight: 1}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
 		var wg sync.WaitGroup
 		var first, gaveUp error
 		wg.Go(func() { first = g.Do(context.Background(), thing{ID: 1, Name: "first"}) })
@@ -164,7 +168,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		r := &recorder{}
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{MaxBatch: 8}, r.write)
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxBatch: 8}, r.write)
 		const callers = 200
 		var wg sync.WaitGroup
 		errs := make([]error, callers)
@@ -189,20 +193,24 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	})
 }
 
-type ctxKey struct{}
-
-// A caller who comes alone has its value written in its own context (its
-// trace), even though a caller's cancellation never reaches the batch.
-func TestGroupCommitWritesALoneCallerInItsContext(t *testing.T) {
+// A caller who comes alone has its value written in its own trace, even
+// though a caller's cancellation never reaches the batch.
+func TestGroupCommitWritesALoneCallerInItsTrace(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
-		var seen any
-		g := database.NewGroupCommit(db, database.GroupCommitOptions{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
-			seen = ctx.Value(ctxKey{})
+		var seen trace.SpanContext
+		var items []database.Item[thing]
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
+			seen, items = trace.SpanContextFromContext(ctx), batch
 			return nil
 		})
-		ctx := context.WithValue(context.Background(), ctxKey{}, "caller")
-		if err := g.Do(ctx, thing{ID: 1}); err != nil || seen != "caller" {
-			t.Fatalf("Do = %v; the write saw %v, want the caller's context", err, seen)
+		caller := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+		ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(context.Background(), caller))
+		defer cancel()
+		if err := g.Do(ctx, thing{ID: 1}); err != nil || !seen.Equal(caller) {
+			t.Fatalf("Do = %v; the write ran in trace %v, want the caller's %v", err, seen.TraceID(), caller.TraceID())
+		}
+		if len(items) != 1 || !items[0].Trace.Equal(caller) {
+			t.Fatalf("items %+v, want the value with the caller's trace", items)
 		}
 	})
 }

@@ -18,14 +18,7 @@ import (
 // ErrDuplicate is returned by Process when the message was processed before.
 var ErrDuplicate = errors.New("message already processed")
 
-// Row is the inbox table, created by each service's migrations:
-//
-//	CREATE TABLE inbox (
-//	    message_id   UUID PRIMARY KEY,
-//	    type         TEXT NOT NULL,
-//	    processed_at TIMESTAMPTZ NOT NULL
-//	);
-//	CREATE INDEX inbox_processed_at ON inbox (processed_at);
+// Row is a row of the inbox table, which messaging.Migrations creates.
 type Row struct {
 	bun.BaseModel `bun:"table:inbox"`
 
@@ -40,15 +33,15 @@ type Row struct {
 // processed again.
 func Process(ctx context.Context, db bun.IDB, messageID uuid.UUID, msgType string, fn func(ctx context.Context, tx bun.Tx) error) error {
 	return db.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
-		if err := Record(ctx, tx, messageID, msgType); err != nil {
+		if err := record(ctx, tx, messageID, msgType); err != nil {
 			return err
 		}
 		return fn(ctx, tx)
 	})
 }
 
-// Record notes messageID as processed within tx, or returns ErrDuplicate.
-func Record(ctx context.Context, tx bun.IDB, messageID uuid.UUID, msgType string) error {
+// record notes messageID as processed within tx, or returns ErrDuplicate.
+func record(ctx context.Context, tx bun.IDB, messageID uuid.UUID, msgType string) error {
 	fresh, err := RecordAll(ctx, tx, []Entry{{ID: messageID, Type: msgType}})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,8 @@ import (
 	"shop/services/platform/messaging"
 )
 
-// JanitorOptions tune a Janitor. The zero value is sensible.
-type JanitorOptions struct {
+// JanitorConfig configures a Janitor. The zero value is sensible.
+type JanitorConfig struct {
 	// Retention is how long a processed message's id is kept (default 7
 	// days). It must exceed the longest time a message can be delivered
 	// again (a stream's redelivery window, a relay republishing after a
@@ -31,24 +32,20 @@ type JanitorOptions struct {
 // Janitor keeps the inbox table bounded by deleting old records.
 type Janitor struct {
 	db   bun.IDB
-	opts JanitorOptions
+	opts JanitorConfig
+}
+
+func (c JanitorConfig) withDefaults() JanitorConfig {
+	c.Retention = cmp.Or(c.Retention, 7*24*time.Hour)
+	c.Interval = cmp.Or(c.Interval, 10*time.Minute)
+	c.Batch = cmp.Or(c.Batch, 1000)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
 }
 
 // NewJanitor returns a janitor for the inbox table of db.
-func NewJanitor(db bun.IDB, opts JanitorOptions) *Janitor {
-	if opts.Retention <= 0 {
-		opts.Retention = 7 * 24 * time.Hour
-	}
-	if opts.Interval <= 0 {
-		opts.Interval = 10 * time.Minute
-	}
-	if opts.Batch <= 0 {
-		opts.Batch = 1000
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	return &Janitor{db: db, opts: opts}
+func NewJanitor(db bun.IDB, cfg JanitorConfig) *Janitor {
+	return &Janitor{db: db, opts: cfg.withDefaults()}
 }
 
 // Run deletes expired records every Interval until ctx ends, then returns

@@ -21,25 +21,14 @@ import (
 
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
+	"shop/services/platform/telemetry"
 )
 
 // NotifyChannel is the PostgreSQL LISTEN/NOTIFY channel an insert into the
 // outbox signals on commit, so a relay publishes without waiting for a poll.
 const NotifyChannel = "outbox"
 
-// Row is the outbox table, created by each service's migrations:
-//
-//	CREATE TABLE outbox (
-//	    id           UUID PRIMARY KEY,
-//	    stream       TEXT NOT NULL,
-//	    type         TEXT NOT NULL,
-//	    payload      TEXT NOT NULL,
-//	    traceparent  TEXT NOT NULL DEFAULT '',
-//	    tracestate   TEXT NOT NULL DEFAULT '',
-//	    occurred_at  TIMESTAMPTZ NOT NULL,
-//	    published_at TIMESTAMPTZ
-//	);
-//	CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+// Row is a row of the outbox table, which messaging.Migrations creates.
 type Row struct {
 	bun.BaseModel `bun:"table:outbox"`
 
@@ -61,44 +50,42 @@ func (r *Row) Message() messaging.Message {
 	}
 }
 
+// Config configures an Outbox. The zero value is sensible.
+type Config struct {
+	// Telemetry receives the "outbox insert" spans (default: the global
+	// providers).
+	Telemetry telemetry.Providers
+}
+
 // Outbox writes messages into a service's outbox table and wakes the relay
 // of the same process when it does.
 type Outbox struct {
 	db       *bun.DB
+	tracer   trace.Tracer
 	wake     chan struct{}
 	notified atomic.Int64 // when Notify last sent a NOTIFY, in Unix nanoseconds
 	relays   atomic.Int32 // relays running on this outbox in this process
 }
 
 // New returns the outbox of db.
-func New(db *bun.DB) *Outbox {
-	return &Outbox{db: db, wake: make(chan struct{}, 1)}
+func New(db *bun.DB, cfg Config) *Outbox {
+	return &Outbox{db: db, tracer: cfg.Telemetry.TracerProvider().Tracer(scope), wake: make(chan struct{}, 1)}
 }
 
-// Add writes msg in tx, the transaction of the state change it announces. A
-// zero ID becomes a new UUIDv7 and a zero OccurredAt becomes now (kept to
-// the microsecond); the trace context of ctx is stored with the message. Add
-// returns the stored message. Call Notify once tx has committed.
-func (o *Outbox) Add(ctx context.Context, tx bun.IDB, msg messaging.Message) (messaging.Message, error) {
-	msgs, err := o.AddAll(ctx, tx, []Pending{{Ctx: ctx, Message: msg}})
-	if err != nil {
-		return msg, err
-	}
-	return msgs[0], nil
-}
-
-// Pending is a message to add with the context of the work that produced
-// it: the message continues that context's trace (nil: the context passed
-// to AddAll). A batch of messages has one context each, since each may
-// belong to a trace of its own.
+// Pending is a message to add with the trace of the work that produced it:
+// the message continues that trace (none: the trace of the context passed
+// to AddAll). A batch of messages has one trace each, since each may belong
+// to a request or message of its own.
 type Pending struct {
-	Ctx context.Context
+	Trace trace.SpanContext
 	messaging.Message
 }
 
-// AddAll writes the messages in tx with one statement, as Add writes one,
-// each under an "outbox insert" span of its own trace; ctx carries the
-// statement's deadline. It returns the stored messages.
+// AddAll writes the messages in tx with one statement, the transaction of
+// the state change they announce, each under an "outbox insert" span of its
+// own trace; ctx carries the statement's deadline. A zero ID becomes a new
+// UUIDv7 and a zero OccurredAt becomes now (kept to the microsecond). It
+// returns the stored messages. Call Notify once tx has committed.
 func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) (_ []messaging.Message, err error) {
 	if len(pending) == 0 {
 		return nil, nil
@@ -124,15 +111,13 @@ func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) (_ [
 		if err != nil {
 			return nil, err
 		}
-		pctx := p.Ctx
-		if pctx == nil {
-			pctx = ctx
+		pctx := ctx
+		if p.Trace.IsValid() {
+			pctx = trace.ContextWithSpanContext(ctx, p.Trace)
 		}
-		// The insert is a span of the writer's trace (from the provider of
-		// the span in the message's context: Add needs no provider of its
-		// own), and the context stored is this span's, so the relay's
-		// publish span hangs below it.
-		mctx, span := trace.SpanFromContext(pctx).TracerProvider().Tracer(scope).Start(pctx, "outbox insert",
+		// The insert is a span of the writer's trace, and the context stored
+		// is this span's, so the relay's publish span hangs below it.
+		mctx, span := o.tracer.Start(pctx, "outbox insert",
 			trace.WithAttributes(
 				semconv.MessagingSystemKey.String("redis"),
 				semconv.MessagingDestinationName(msg.Stream),
@@ -211,6 +196,3 @@ func (o *Outbox) Signal() {
 
 // Wake is the channel Signal sends on; the relay selects on it.
 func (o *Outbox) Wake() <-chan struct{} { return o.wake }
-
-// DB is the database the outbox lives in.
-func (o *Outbox) DB() *bun.DB { return o.db }

@@ -39,7 +39,7 @@ func TestAddAllKeepsEachMessageInItsOwnTrace(t *testing.T) {
 	for _, d := range mt.Databases(t) {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := context.Background()
-			o := outbox.New(d.DB)
+			o := outbox.New(d.DB, outbox.Config{})
 			preset := uuid.Must(uuid.NewV7())
 			var pending []outbox.Pending
 			var parents []trace.Span
@@ -51,11 +51,11 @@ func TestAddAllKeepsEachMessageInItsOwnTrace(t *testing.T) {
 				if i == 2 {
 					msg.ID = preset
 				}
-				pending = append(pending, outbox.Pending{Ctx: pctx, Message: msg})
+				pending = append(pending, outbox.Pending{Trace: trace.SpanContextFromContext(pctx), Message: msg})
 			}
-			// The last message has no context of its own: it takes the call's.
+			// The last message has no trace of its own: it takes the call's.
 			callCtx := trace.ContextWithSpan(ctx, parents[3])
-			pending[3].Ctx = nil
+			pending[3].Trace = trace.SpanContext{}
 
 			hook := &insertCounter{}
 			d.DB.AddQueryHook(hook)
@@ -143,7 +143,7 @@ func attr(sp sdktrace.ReadOnlySpan, key string) string {
 // AddAll of nothing writes nothing and is no error.
 func TestAddAllOfNothing(t *testing.T) {
 	db := mt.SQLite(t)
-	msgs, err := outbox.New(db).AddAll(context.Background(), db, nil)
+	msgs, err := outbox.New(db, outbox.Config{}).AddAll(context.Background(), db, nil)
 	if err != nil || len(msgs) != 0 {
 		t.Fatalf("AddAll(nil) = %v, %v; want nothing and no error", msgs, err)
 	}
@@ -158,7 +158,7 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entrop
 // nothing, rather than panicking while it ends its spans.
 func TestAddAllReturnsTheErrorOfANewID(t *testing.T) {
 	db := mt.SQLite(t)
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	uuid.SetRand(failingReader{})
 	defer uuid.SetRand(nil)
 	err := func() (err error) {

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -23,10 +22,11 @@ import (
 
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
+	"shop/services/platform/telemetry"
 )
 
-// RelayOptions tune a Relay. The zero value is sensible.
-type RelayOptions struct {
+// RelayConfig configures a Relay. The zero value is sensible.
+type RelayConfig struct {
 	// Batch is how many rows one transaction claims and publishes
 	// (default 1000: from a backlog, a batch of 100 published about 7,000 rows/s on PostgreSQL and one of 1000 about 29,000).
 	Batch int
@@ -49,13 +49,12 @@ type RelayOptions struct {
 	FlushTimeout time.Duration
 	// Logger receives errors and janitor reports (default slog.Default()).
 	Logger *slog.Logger
-	// TracerProvider and MeterProvider receive the publish spans and the
-	// relay's metrics (default: the global providers).
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
+	// Telemetry receives the publish spans and the relay's metrics
+	// (default: the global providers).
+	Telemetry telemetry.Providers
 }
 
-func (o RelayOptions) withDefaults() RelayOptions {
+func (o RelayConfig) withDefaults() RelayConfig {
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
@@ -75,12 +74,6 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
-	}
-	if o.MeterProvider == nil {
-		o.MeterProvider = otel.GetMeterProvider()
-	}
 	return o
 }
 
@@ -97,7 +90,7 @@ const batchTimeout = 15 * time.Second
 type Relay struct {
 	outbox *Outbox
 	rdb    redis.UniversalClient
-	opts   RelayOptions
+	opts   RelayConfig
 	log    *slog.Logger
 	tracer trace.Tracer
 	meter  metric.Meter
@@ -115,15 +108,15 @@ type Relay struct {
 }
 
 // NewRelay returns a relay for o that publishes to rdb.
-func NewRelay(o *Outbox, rdb redis.UniversalClient, opts RelayOptions) *Relay {
+func NewRelay(o *Outbox, rdb redis.UniversalClient, opts RelayConfig) *Relay {
 	opts = opts.withDefaults()
 	r := &Relay{
 		outbox:   o,
 		rdb:      rdb,
 		opts:     opts,
 		log:      opts.Logger.With("component", "outbox relay"),
-		tracer:   opts.TracerProvider.Tracer(scope),
-		meter:    opts.MeterProvider.Meter(scope),
+		tracer:   opts.Telemetry.TracerProvider().Tracer(scope),
+		meter:    opts.Telemetry.MeterProvider().Meter(scope),
 		notified: make(chan struct{}, 1),
 	}
 	// The API's errors here are only for invalid names, which these are not.
@@ -393,7 +386,8 @@ func (r *Relay) cleanLoop(ctx context.Context) {
 // statement, and reports how many it deleted.
 func DeletePublishedBefore(ctx context.Context, db bun.IDB, t time.Time, batch int) (int64, error) {
 	// Walking the primary key from the oldest id (UUIDv7 sort by time) finds
-	// old published rows first without an index on published_at.
+	// old published rows first, so published_at needs no index, which
+	// would cost every claim (see messaging.Migrations).
 	n, err := database.DeleteInBatches(ctx, db, "outbox", "id", "id", batch, "published_at < ?", t.UTC())
 	if err != nil {
 		return n, fmt.Errorf("delete published outbox rows: %w", err)

@@ -71,8 +71,8 @@ func BenchmarkRelayBacklog(b *testing.B) {
 			b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 				ctx := context.Background()
 				s := br.Stream(b)
-				o := outbox.New(d.DB)
-				r := outbox.NewRelay(o, br.Client, outbox.RelayOptions{Batch: batch})
+				o := outbox.New(d.DB, outbox.Config{})
+				r := outbox.NewRelay(o, br.Client, outbox.RelayConfig{Batch: batch})
 				backlog(b, d.DB, s, b.N)
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -111,12 +111,12 @@ func BenchmarkRelayIdleLatency(b *testing.B) {
 	eachBench(b, func(b *testing.B, d mt.Database, br mt.Broker) {
 		ctx := context.Background()
 		s := br.Stream(b)
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			outbox.NewRelay(o, br.Client, outbox.RelayOptions{PollInterval: 100 * time.Millisecond}).Run(runCtx)
+			outbox.NewRelay(o, br.Client, outbox.RelayConfig{PollInterval: 100 * time.Millisecond}).Run(runCtx)
 		}()
 		b.Cleanup(func() { stop(); <-done })
 

@@ -98,10 +98,10 @@ func each(t *testing.T, fn func(t *testing.T, d mt.Database, b mt.Broker)) {
 func TestRelayPublishesEveryRowInOrder(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		ctx := context.Background()
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
 		msgs := add(t, ctx, o, s, 250)
-		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
+		start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour}))
 
 		mt.Eventually(t, 5*time.Second, "all rows published", func() bool { return unpublished(t, d.DB) == 0 })
 		entries, err := b.Client.XRange(ctx, s, "-", "+").Result()
@@ -128,9 +128,9 @@ func TestRelayPublishesEveryRowInOrder(t *testing.T) {
 // Signal wakes the relay at once: the poll interval is an hour.
 func TestRelayWakesOnSignal(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
-		start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour}))
+		start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour}))
 		for i := range 3 {
 			began := time.Now()
 			add(t, context.Background(), o, s, 1)
@@ -147,7 +147,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	listening := make(chan struct{}, 1)
-	r := outbox.NewRelay(outbox.New(db), b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	r := outbox.NewRelay(outbox.New(db, outbox.Config{}), b.Client, outbox.RelayConfig{PollInterval: time.Hour})
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
 	mt.Await(t, 5*time.Second, "LISTEN in place", listening)
@@ -158,7 +158,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	}
 	defer other.Close()
 	for i := range 3 {
-		add(t, context.Background(), outbox.New(other), s, 1)
+		add(t, context.Background(), outbox.New(other, outbox.Config{}), s, 1)
 		mt.Eventually(t, 2*time.Second, "published after NOTIFY", func() bool { return streamLen(b.Client, s) == int64(i+1) })
 	}
 }
@@ -170,13 +170,13 @@ func TestNotifyOnlyWithoutARelayHere(t *testing.T) {
 	b := mt.Miniredis(t)
 	hook := &notifyCounter{}
 	db.AddQueryHook(hook)
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	s := b.Stream(t)
 	add(t, context.Background(), o, s, 1)
 	if hook.notifies.Load() != 1 {
 		t.Fatalf("%d NOTIFYs without a relay, want 1", hook.notifies.Load())
 	}
-	r := outbox.NewRelay(o, b.Client, outbox.RelayOptions{PollInterval: time.Hour})
+	r := outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour})
 	listening := make(chan struct{}, 1)
 	outbox.SetListening(r, func() { listening <- struct{}{} })
 	start(t, r)
@@ -208,13 +208,13 @@ func TestIdleRelayOpensNoTransaction(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		hook := &queryCounter{}
 		d.DB.AddQueryHook(hook)
-		r := outbox.NewRelay(outbox.New(d.DB), b.Client, outbox.RelayOptions{PollInterval: time.Millisecond})
+		r := outbox.NewRelay(outbox.New(d.DB, outbox.Config{}), b.Client, outbox.RelayConfig{PollInterval: time.Millisecond})
 		start(t, r)
 		mt.Eventually(t, 5*time.Second, "20 polls", func() bool { return hook.queries.Load() >= 20 })
 		if n := hook.begins.Load(); n != 0 {
 			t.Fatalf("an idle relay began %d transactions", n)
 		}
-		add(t, context.Background(), outbox.New(d.DB), b.Stream(t), 1)
+		add(t, context.Background(), outbox.New(d.DB, outbox.Config{}), b.Stream(t), 1)
 		mt.Eventually(t, 5*time.Second, "published", func() bool { return unpublished(t, d.DB) == 0 })
 	})
 }
@@ -237,7 +237,7 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	const n = 600
-	add(t, context.Background(), outbox.New(db), s, n)
+	add(t, context.Background(), outbox.New(db, outbox.Config{}), s, n)
 	var relays []*outbox.Relay
 	for range 2 {
 		db2, err := database.Open(context.Background(), url, database.Options{})
@@ -245,7 +245,7 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db2.Close() })
-		relays = append(relays, outbox.NewRelay(outbox.New(db2), b.Client, outbox.RelayOptions{Batch: 10, PollInterval: time.Hour}))
+		relays = append(relays, outbox.NewRelay(outbox.New(db2, outbox.Config{}), b.Client, outbox.RelayConfig{Batch: 10, PollInterval: time.Hour}))
 	}
 	var published [2]atomic.Int64
 	total := func() int64 { return published[0].Load() + published[1].Load() }
@@ -296,7 +296,7 @@ func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {
 func TestFailedXAddMarksNothing(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
 		ctx := context.Background()
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		good, bad := b.Stream(t), b.Stream(t)
 		// A key of another type: Redis answers the XADD with WRONGTYPE.
 		if err := b.Client.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
@@ -305,7 +305,7 @@ func TestFailedXAddMarksNothing(t *testing.T) {
 		add(t, ctx, o, good, 2)
 		add(t, ctx, o, bad, 1)
 		add(t, ctx, o, good, 2)
-		r := outbox.NewRelay(o, b.Client, outbox.RelayOptions{})
+		r := outbox.NewRelay(o, b.Client, outbox.RelayConfig{})
 		// The rows of this test's streams: the database outlives the subtest.
 		unmarked := func() int64 {
 			n, err := d.DB.NewSelect().Model((*outbox.Row)(nil)).
@@ -345,11 +345,11 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 		for _, d := range mt.Databases(t, "CREATE TABLE effects (message_id TEXT NOT NULL)") {
 			t.Run(d.Name+"+"+b.Name, func(t *testing.T) {
 				ctx := context.Background()
-				o := outbox.New(d.DB)
+				o := outbox.New(d.DB, outbox.Config{})
 				s := b.Stream(t)
 				msgs := add(t, ctx, o, s, 5)
 
-				crashed := outbox.NewRelay(o, b.Client, outbox.RelayOptions{})
+				crashed := outbox.NewRelay(o, b.Client, outbox.RelayConfig{})
 				outbox.SetBeforeCommit(crashed, func() error { return errors.New("crash") })
 				if _, err := crashed.PublishBatch(ctx); err == nil {
 					t.Fatal("the crashed batch committed")
@@ -358,17 +358,21 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 					t.Fatal("want 5 entries on the stream and 5 rows still unpublished")
 				}
 
-				start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{}))
+				start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{}))
 				mt.Eventually(t, 5*time.Second, "published again", func() bool { return unpublished(t, d.DB) == 0 })
 				if got := streamLen(b.Client, s); got != 10 {
 					t.Fatalf("stream has %d entries, want each of 5 messages twice", got)
 				}
 
 				c := stream.NewConsumer(d.DB, b.Client, stream.ConsumerConfig{Stream: s, Group: "g", Name: "c", Block: 50 * time.Millisecond},
-					stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
-						_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.ID.String())
-						return err
-					}))
+					func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+						for _, d := range batch {
+							if _, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", d.ID.String()); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
 				cctx, cancel := context.WithCancel(ctx)
 				done := make(chan error)
 				go func() { done <- c.Run(cctx) }()
@@ -398,9 +402,9 @@ func TestRelayRecoversFromRedisOutage(t *testing.T) {
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
 	logs := &mt.LogRecorder{}
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	b.Mini.Close()
-	start(t, outbox.NewRelay(o, b.Client, outbox.RelayOptions{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
+	start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{MaxBackoff: 50 * time.Millisecond, Logger: slog.New(logs)}))
 	add(t, context.Background(), o, s, 3)
 	mt.Eventually(t, 5*time.Second, "an error logged", func() bool { return logs.Contains("publish outbox batch") })
 	if err := b.Mini.Restart(); err != nil {
@@ -412,12 +416,12 @@ func TestRelayRecoversFromRedisOutage(t *testing.T) {
 // A relay whose context has ended still publishes what waits, then returns.
 func TestRelayFlushesAtStop(t *testing.T) {
 	each(t, func(t *testing.T, d mt.Database, b mt.Broker) {
-		o := outbox.New(d.DB)
+		o := outbox.New(d.DB, outbox.Config{})
 		s := b.Stream(t)
 		add(t, context.Background(), o, s, 7)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := outbox.NewRelay(o, b.Client, outbox.RelayOptions{Batch: 3}).Run(ctx); err != nil {
+		if err := outbox.NewRelay(o, b.Client, outbox.RelayConfig{Batch: 3}).Run(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got := streamLen(b.Client, s); got != 7 || unpublished(t, d.DB) != 0 {
@@ -433,11 +437,11 @@ func TestRelayPublishSpanContinuesTheWritersTrace(t *testing.T) {
 	db := mt.SQLite(t)
 	b := mt.Miniredis(t)
 	s := b.Stream(t)
-	o := outbox.New(db)
+	o := outbox.New(db, outbox.Config{})
 	ctx, parent := otel.Tracer("test").Start(context.Background(), "POST /orders")
 	msg := add(t, ctx, o, s, 1)[0]
 	parent.End()
-	if _, err := outbox.NewRelay(o, b.Client, outbox.RelayOptions{}).PublishBatch(context.Background()); err != nil {
+	if _, err := outbox.NewRelay(o, b.Client, outbox.RelayConfig{}).PublishBatch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -488,7 +492,7 @@ func TestDeletePublishedBefore(t *testing.T) {
 			old, recent := now.Add(-48*time.Hour), now.Add(-time.Hour)
 			var keep []string
 			for i, at := range []*time.Time{&old, &old, &old, &old, &old, &recent, nil} {
-				msg := add(t, ctx, outbox.New(d.DB), "s", 1)[0]
+				msg := add(t, ctx, outbox.New(d.DB, outbox.Config{}), "s", 1)[0]
 				if at != nil {
 					if _, err := d.DB.NewUpdate().Model((*outbox.Row)(nil)).Set("published_at = ?", *at).Where("id = ?", msg.ID).Exec(ctx); err != nil {
 						t.Fatal(err)

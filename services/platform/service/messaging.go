@@ -3,9 +3,6 @@ package service
 import (
 	"cmp"
 	"context"
-	"errors"
-
-	"github.com/uptrace/bun"
 
 	"shop/services/platform/inbox"
 	"shop/services/platform/outbox"
@@ -20,31 +17,18 @@ type Messaging struct {
 	Stream string
 	Group  string
 	// Handler applies a batch of messages in the transaction of their inbox
-	// records.
+	// records; an error it marks stream.Permanent dead-letters the message.
 	Handler stream.Handler
-	// Permanent is the domain's error for a message no retry can fix; a
-	// handler error wrapping it sends the message to the dead-letter stream.
-	Permanent error
 
-	Relay    outbox.RelayOptions
+	Relay    outbox.RelayConfig
 	Consumer stream.ConsumerConfig
-	Inbox    inbox.JanitorOptions
+	Inbox    inbox.JanitorConfig
 }
 
 // Workers returns the background loops of m on infra: the outbox relay (with
 // its janitor), the consumer, the trimmer of the consumed stream, and the
 // inbox janitor. The consumer's name and claim time come from cfg.
 func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
-	handler := m.Handler
-	if m.Permanent != nil {
-		handler = func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
-			err := m.Handler(ctx, tx, batch)
-			if errors.Is(err, m.Permanent) {
-				return stream.Permanent(err)
-			}
-			return err
-		}
-	}
 	cc := m.Consumer
 	cc.Stream, cc.Group = m.Stream, m.Group
 	cc.Name = cmp.Or(cc.Name, cfg.ConsumerName)
@@ -57,21 +41,10 @@ func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 	}
 	// The relay and the consumer report through the service's providers.
 	ro := m.Relay
-	if cc.TracerProvider == nil {
-		cc.TracerProvider = infra.Telemetry.TracerProvider()
-	}
-	if cc.MeterProvider == nil {
-		cc.MeterProvider = infra.Telemetry.MeterProvider()
-	}
-	if ro.TracerProvider == nil {
-		ro.TracerProvider = infra.Telemetry.TracerProvider()
-	}
-	if ro.MeterProvider == nil {
-		ro.MeterProvider = infra.Telemetry.MeterProvider()
-	}
+	ro.Telemetry, cc.Telemetry = infra.Telemetry, infra.Telemetry
 	return []Worker{
 		{Name: "outbox relay", Run: outbox.NewRelay(m.Outbox, infra.Redis, ro).Run},
-		{Name: "consumer of " + m.Stream, Run: stream.NewConsumer(infra.DB, infra.Redis, cc, handler).Run},
+		{Name: "consumer of " + m.Stream, Run: stream.NewConsumer(infra.DB, infra.Redis, cc, m.Handler).Run},
 		{Name: "trimmer of " + m.Stream, Run: stream.NewTrimmer(infra.Redis, stream.TrimmerConfig{Stream: m.Stream}).Run},
 		{Name: "inbox janitor", Run: inbox.NewJanitor(infra.DB, m.Inbox).Run},
 	}

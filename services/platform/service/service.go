@@ -101,6 +101,36 @@ func (i *Infra) Close() error {
 	return errors.Join(i.Redis.Close(), i.DB.Close())
 }
 
+// Wired is a stateful service wired on its infrastructure: its HTTP side
+// and its part in the message flow.
+type Wired struct {
+	*HTTP
+	Messaging Messaging
+}
+
+// Serve runs a stateful service until ctx ends, the same way for orders and
+// payments: it checks cfg, opens the database (applying migrations) and
+// Redis, wires the service on them with wire, then serves HTTP and runs the
+// messaging workers until ctx ends, and drains.
+func Serve(ctx context.Context, cfg Config, migrations fs.FS, wire func(*Infra) Wired) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// 1. Database (migrated) and Redis.
+	infra, err := Open(ctx, cfg.DatabaseURL, cfg.RedisURL, migrations, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer infra.Close()
+
+	// 2. The HTTP API and the message handlers.
+	w := wire(infra)
+
+	// 3. Serve, relay and consume until ctx ends; then drain.
+	return Run(ctx, RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
+		w.Health, w.Handler, w.Messaging.Workers(infra, cfg)...)
+}
+
 // Worker is a background loop that runs until its context ends.
 type Worker struct {
 	Name string

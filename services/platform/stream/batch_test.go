@@ -120,8 +120,8 @@ func TestDeliveryContextContinuesItsMessagesTrace(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, d := range batch {
-				seen[d.ID] = trace.SpanContextFromContext(d.Ctx)
-				recording[d.ID] = trace.SpanFromContext(d.Ctx).IsRecording()
+				seen[d.ID] = d.Trace
+				recording[d.ID] = d.Trace.IsSampled()
 			}
 			return nil
 		}}
@@ -148,7 +148,7 @@ func TestDeliveryContextContinuesItsMessagesTrace(t *testing.T) {
 			case !ok:
 				t.Fatalf("message %s never reached the handler", id)
 			case !recording[id]:
-				t.Fatalf("message %s: the delivery's span is not recording", id)
+				t.Fatalf("message %s: the delivery's span is not sampled", id)
 			case got.TraceID() != publish.TraceID():
 				t.Fatalf("message %s: delivery in trace %s, want its publisher's %s", id, got.TraceID(), publish.TraceID())
 			case got.SpanID() == publish.SpanID():

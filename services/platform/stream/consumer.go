@@ -18,7 +18,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -26,14 +25,15 @@ import (
 
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
+	"shop/services/platform/telemetry"
 )
 
-// Delivery is one message handed to a Handler, with the context of its
+// Delivery is one message handed to a Handler, with the span context of its
 // process span (a child of the span that published it): what the handler
 // does for the message, such as the messages it sends, belongs to that
-// context's trace.
+// trace.
 type Delivery struct {
-	Ctx context.Context
+	Trace trace.SpanContext
 	messaging.Message
 }
 
@@ -46,18 +46,6 @@ type Delivery struct {
 // one fails: it is delivered again, or dead-lettered if the error is
 // Permanent.
 type Handler func(ctx context.Context, tx bun.Tx, batch []Delivery) error
-
-// Each makes a Handler of fn, which applies one message at a time.
-func Each(fn func(ctx context.Context, tx bun.Tx, msg messaging.Message) error) Handler {
-	return func(_ context.Context, tx bun.Tx, batch []Delivery) error {
-		for _, d := range batch {
-			if err := fn(d.Ctx, tx, d.Message); err != nil {
-				return fmt.Errorf("message %s: %w", d.ID, err)
-			}
-		}
-		return nil
-	}
-}
 
 // ConsumerConfig configures a Consumer. Stream and Group are required; the
 // rest has defaults.
@@ -100,10 +88,9 @@ type ConsumerConfig struct {
 	MaxBackoff time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
-	// TracerProvider and MeterProvider receive the process spans and the
-	// consumer's metrics (default: the global providers).
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
+	// Telemetry receives the process spans and the consumer's metrics
+	// (default: the global providers).
+	Telemetry telemetry.Providers
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -120,12 +107,6 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	c.DLQMaxLen = cmp.Or(c.DLQMaxLen, 100_000)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, 5*time.Second)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
-	if c.TracerProvider == nil {
-		c.TracerProvider = otel.GetTracerProvider()
-	}
-	if c.MeterProvider == nil {
-		c.MeterProvider = otel.GetMeterProvider()
-	}
 	return c
 }
 
@@ -168,8 +149,8 @@ func NewConsumer(db *bun.DB, rdb redis.UniversalClient, cfg ConsumerConfig, h Ha
 		cfg:     cfg,
 		handler: h,
 		log:     cfg.Logger.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Name),
-		tracer:  cfg.TracerProvider.Tracer(scope),
-		meter:   cfg.MeterProvider.Meter(scope),
+		tracer:  cfg.Telemetry.TracerProvider().Tracer(scope),
+		meter:   cfg.Telemetry.MeterProvider().Meter(scope),
 	}
 	c.metrics = newConsumerMetrics(c.meter)
 	return c
@@ -416,7 +397,7 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 			return true
 		}
 		c.ack(ctx, entry.ID)
-	case isPermanent(err):
+	case IsPermanent(err):
 		c.deadLetter(ctx, entry, n, err.Error())
 	case n >= c.cfg.MaxDeliveries:
 		c.deadLetter(ctx, entry, n, fmt.Sprintf("failed %d deliveries, last: %v", n, err))
@@ -438,9 +419,13 @@ func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err err
 	batch := make([]Delivery, len(msgs))
 	spans := make([]trace.Span, len(msgs))
 	entries := make([]inbox.Entry, len(msgs))
+	var first context.Context
 	for i, msg := range msgs {
 		mctx, span := c.startProcessSpan(ctx, msg)
-		batch[i], spans[i] = Delivery{Ctx: mctx, Message: msg}, span
+		if i == 0 {
+			first = mctx
+		}
+		batch[i], spans[i] = Delivery{Trace: span.SpanContext(), Message: msg}, span
 		entries[i] = inbox.Entry{ID: msg.ID, Type: msg.Type}
 	}
 	defer func() {
@@ -453,7 +438,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err err
 		}
 	}()
 	// The transaction's statements appear in the trace of the first message.
-	return c.db.RunInTx(batch[0].Ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return c.db.RunInTx(first, nil, func(ctx context.Context, tx bun.Tx) error {
 		fresh, err := inbox.RecordAll(ctx, tx, entries)
 		if err != nil {
 			return err

@@ -139,7 +139,7 @@ func BenchmarkInboxTransactions(b *testing.B) {
 								batch := make([]stream.Delivery, len(chunk))
 								for i, m := range chunk {
 									entries[i] = inbox.Entry{ID: m.ID, Type: m.Type}
-									batch[i] = stream.Delivery{Ctx: ctx, Message: m}
+									batch[i] = stream.Delivery{Message: m}
 								}
 								if _, err := inbox.RecordAll(ctx, tx, entries); err != nil {
 									return err

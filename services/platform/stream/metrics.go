@@ -54,7 +54,7 @@ func errorType(err error) []attribute.KeyValue {
 	switch {
 	case err == nil:
 		return nil
-	case isPermanent(err):
+	case IsPermanent(err):
 		return []attribute.KeyValue{semconv.ErrorTypeKey.String("permanent")}
 	case errors.Is(err, context.DeadlineExceeded):
 		return []attribute.KeyValue{semconv.ErrorTypeKey.String("timeout")}

@@ -35,10 +35,15 @@ type Trimmer struct {
 	cfg TrimmerConfig
 }
 
+func (c TrimmerConfig) withDefaults() TrimmerConfig {
+	c.Interval = cmp.Or(c.Interval, time.Minute)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
+}
+
 // NewTrimmer returns a trimmer of cfg.Stream.
 func NewTrimmer(rdb redis.UniversalClient, cfg TrimmerConfig) *Trimmer {
-	cfg.Interval = cmp.Or(cfg.Interval, time.Minute)
-	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg = cfg.withDefaults()
 	return &Trimmer{rdb: rdb, cfg: cfg}
 }
 

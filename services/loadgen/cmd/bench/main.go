@@ -48,6 +48,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/loadgen/internal/load"
+	ordersapp "shop/services/orders/app"
 	"shop/services/platform/database"
 )
 
@@ -128,12 +129,22 @@ func main() {
 // result is one row of the final table.
 type result struct{ name, value string }
 
+// bench is one run of the benchmark: what its phases share.
+type bench struct {
+	s         settings
+	root, bin string            // the repository, and the binaries built
+	dbURL     map[string]string // the fresh databases by name
+	results   []result
+	micro     []string
+
+	procs                     []*process // the shop's, stopped in reverse
+	payments, orders, gateway *process
+	pprofAddr                 map[string]string
+	refTPS                    float64
+	flat                      *load.Report
+}
+
 func run(ctx context.Context, s settings) error {
-	var results []result
-	add := func(name, format string, args ...any) {
-		results = append(results, result{name, fmt.Sprintf(format, args...)})
-		fmt.Fprintf(os.Stderr, "  → %s: %s\n", name, fmt.Sprintf(format, args...))
-	}
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -143,214 +154,257 @@ func run(ctx context.Context, s settings) error {
 		return err
 	}
 	defer os.RemoveAll(bin)
-
-	add("load average at start (1/5/15 min)", "%s", loadAvg())
+	b := &bench{s: s, root: root, bin: bin, dbURL: map[string]string{}}
+	b.add("load average at start (1/5/15 min)", "%s", loadAvg())
 	defer func() { fmt.Printf("  %-58s %s\n", "load average at end (1/5/15 min)", loadAvg()) }()
+	defer b.stopShop()
+	for _, phase := range []func(context.Context) error{
+		b.databases, b.build, b.reference, b.startShop, b.flatOut, b.halfLoad, b.scale, b.microBenchmarks,
+	} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	b.table()
+	return nil
+}
 
-	// 1. Fresh databases and a flushed Redis database.
+// add records a row of the table and shows it at once.
+func (b *bench) add(name, format string, args ...any) {
+	b.results = append(b.results, result{name, fmt.Sprintf(format, args...)})
+	fmt.Fprintf(os.Stderr, "  → %s: %s\n", name, fmt.Sprintf(format, args...))
+}
+
+// databases creates fresh databases and flushes the Redis database.
+func (b *bench) databases(ctx context.Context) error {
 	step("databases")
-	admin, err := database.Open(ctx, s.adminURL, database.Options{MaxOpenConns: 2})
+	admin, err := database.Open(ctx, b.s.adminURL, database.Options{MaxOpenConns: 2})
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	dbURL := map[string]string{}
 	for _, name := range []string{"shop_bench_orders", "shop_bench_payments", "shop_bench_ref", "shop_bench_micro"} {
 		if err := exec1(ctx, admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)", "CREATE DATABASE "+name); err != nil {
 			return err
 		}
-		dbURL[name] = withDatabase(s.adminURL, name)
+		b.dbURL[name] = withDatabase(b.s.adminURL, name)
 	}
-	ropts, err := redis.ParseURL(s.redisURL)
+	ropts, err := redis.ParseURL(b.s.redisURL)
 	if err != nil {
 		return fmt.Errorf("BENCH_REDIS_URL: %w", err)
 	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return fmt.Errorf("flush %s: %w", s.redisURL, err)
+		return fmt.Errorf("flush %s: %w", b.s.redisURL, err)
 	}
+	return nil
+}
 
-	// 2. The binaries.
+// build builds the binaries.
+func (b *bench) build(ctx context.Context) error {
 	step("build")
 	for _, name := range []string{"orders", "payments", "gateway", "loadgen"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./services/"+name)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(b.bin, name), "./services/"+name)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = b.root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build ./services/%s: %w", name, err)
 		}
 	}
+	return nil
+}
 
-	// 3. The reference: PostgreSQL's own commit rate for the orders
-	// service's transaction, with the same number of clients.
+// reference measures PostgreSQL's own commit rate for the orders service's
+// transaction, with the same number of clients.
+func (b *bench) reference(ctx context.Context) error {
 	step("reference (pgbench)")
-	ref, err := database.Open(ctx, dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
 	if err != nil {
 		return err
 	}
-	err = exec1(ctx, ref, refSchema...)
+	// The orders service's own schema, outbox included.
+	_, err = database.Migrate(ctx, ref, ordersapp.Migrations)
 	ref.Close()
 	if err != nil {
 		return err
 	}
-	refTPS, err := pgbench(ctx, dbURL["shop_bench_ref"], s.workers, refScript)
+	b.refTPS, err = pgbench(ctx, b.dbURL["shop_bench_ref"], b.s.workers, refScript)
 	if err != nil {
 		return err
 	}
-	add("reference: order+outbox commits/s (pgbench)", "%.0f", refTPS)
+	b.add("reference: order+outbox commits/s (pgbench)", "%.0f", b.refTPS)
+	return nil
+}
 
-	// 4. The shop: three processes.
+// startShop starts the shop: three processes.
+func (b *bench) startShop(ctx context.Context) error {
 	step("start the shop")
-	common := []string{"REDIS_URL=" + s.redisURL, "LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT=10s"}
-	var procs []*process
-	defer func() {
-		for _, p := range slices.Backward(procs) {
-			p.stop()
-		}
-	}()
+	common := []string{"REDIS_URL=" + b.s.redisURL, "LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT=10s"}
 	start := func(name string, env ...string) (*process, error) {
-		p, err := startProcess(ctx, name, filepath.Join(bin, name), append(slices.Clone(common), env...))
+		p, err := startProcess(ctx, name, filepath.Join(b.bin, name), append(slices.Clone(common), env...))
 		if p != nil {
-			procs = append(procs, p)
+			b.procs = append(b.procs, p)
 		}
 		return p, err
 	}
-	pprofAddr := map[string]string{}
+	b.pprofAddr = map[string]string{}
 	for _, n := range []string{"orders", "payments"} {
-		pprofAddr[n] = freeAddr()
+		b.pprofAddr[n] = freeAddr()
 	}
-	payments, err := start("payments", "DATABASE_URL="+dbURL["shop_bench_payments"], "CONSUMER_NAME=bench", "PPROF_ADDR="+pprofAddr["payments"])
-	if err != nil {
+	var err error
+	if b.payments, err = start("payments", "DATABASE_URL="+b.dbURL["shop_bench_payments"], "CONSUMER_NAME=bench", "PPROF_ADDR="+b.pprofAddr["payments"]); err != nil {
 		return err
 	}
-	orders, err := start("orders", "DATABASE_URL="+dbURL["shop_bench_orders"], "CONSUMER_NAME=bench", "PPROF_ADDR="+pprofAddr["orders"])
-	if err != nil {
+	if b.orders, err = start("orders", "DATABASE_URL="+b.dbURL["shop_bench_orders"], "CONSUMER_NAME=bench", "PPROF_ADDR="+b.pprofAddr["orders"]); err != nil {
 		return err
 	}
-	gateway, err := start("gateway", "ORDERS_URL="+orders.url, "PAYMENTS_URL="+payments.url)
-	if err != nil {
-		return err
-	}
+	b.gateway, err = start("gateway", "ORDERS_URL="+b.orders.url, "PAYMENTS_URL="+b.payments.url)
+	return err
+}
 
-	// loadgen runs the load generator and returns its report and its own CPU
-	// time (user+system).
-	loadgen := func(extra ...string) (*load.Report, time.Duration, error) {
-		args := append([]string{"-gateway", gateway.url, "-json", "-workers", strconv.Itoa(s.workers),
-			"-users", "50", "-duration", s.duration.String(), "-settle-timeout", "5m"}, extra...)
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "loadgen"), args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		runErr := cmd.Run()
-		var rep load.Report
-		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-			return nil, 0, fmt.Errorf("loadgen %s: %v (output %q)", strings.Join(args, " "), errors.Join(runErr, err), out.String())
-		}
-		if runErr != nil {
-			fmt.Fprintf(os.Stderr, "loadgen failed (%v): violations %q\n", runErr, rep.Violations)
-		}
-		return &rep, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
-	}
-	latency := func(label string, rep *load.Report) {
-		add(label+" create p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
-		add(label+" create→settled p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.SettleP50Ms, rep.SettleP95Ms, rep.SettleP99Ms)
-		add(label+" errors, invariants", "%v, ok=%v, unsettled=%d", rep.Errors, rep.InvariantsOK, rep.OrdersUnsettled)
-	}
-
-	// 5. A short warm-up, then flat out, sampling memory and CPU (and
-	// profiling).
-	step("warm-up")
-	if _, _, err := loadgen("-duration", "3s"); err != nil {
-		return err
-	}
-	step(fmt.Sprintf("flat out, %d workers, %s", s.workers, s.duration))
-	rss := startRSS(ctx, orders, payments, gateway)
-	if s.profileDir != "" {
-		go profile(ctx, s.profileDir, pprofAddr, s.duration)
-	}
-	cpu := startCPU(orders, payments, gateway)
-	flat, loadgenCPU, err := loadgen()
-	if err != nil {
-		return err
-	}
-	perOrder := cpu(loadgenCPU, flat.OrdersSettled)
-	add("shop: settled orders/s (flat out)", "%.0f", flat.SettledPerSec)
-	add("ratio settled/reference", "%.2f (target ≥ 0.50)", flat.SettledPerSec/refTPS)
-	latency("flat out:", flat)
-	if perOrder != "" {
-		add("flat out: CPU per settled order, ms", "%s", perOrder)
-	}
-	add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
-
-	// 6. Latency at half the flat-out throughput.
-	half := max(1, flat.SettledPerSec/2)
-	step(fmt.Sprintf("half load, %.0f orders/s", half))
-	halfRep, _, err := loadgen("-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*s.workers))
-	if err != nil {
-		return err
-	}
-	add("half load: rate orders/s", "%.0f (settled %.0f/s)", half, halfRep.SettledPerSec)
-	latency("half load:", halfRep)
-
-	// 7. Scale: 1,000,000 orders and a 100,000-row outbox already there.
-	if s.scale {
-		step("scale: seed 1,000,000 orders and 100,000 outbox rows")
-		seeded, err := seed(ctx, dbURL["shop_bench_orders"])
-		if err != nil {
-			return err
-		}
-		add("scale: seeding took", "%.1fs", seeded.Seconds())
-		big, _, err := loadgen()
-		if err != nil {
-			return err
-		}
-		add("scale: settled orders/s", "%.0f (%.0f%% of the empty database)", big.SettledPerSec, 100*big.SettledPerSec/flat.SettledPerSec)
-		latency("scale:", big)
-		p50, p99, err := listLatency(ctx, gateway.url)
-		if err != nil {
-			return err
-		}
-		add("scale: GET /orders?user_id= (100 of 100 orders) p50/p99 ms", "%.1f / %.1f", p50, p99)
-	}
-
-	// 8. The services stop before the micro-benchmarks share the machine.
-	for _, p := range slices.Backward(procs) {
+// stopShop stops the shop's processes, the last started first.
+func (b *bench) stopShop() {
+	for _, p := range slices.Backward(b.procs) {
 		p.stop()
 	}
-	var micro []string
-	if s.micro {
-		step("micro-benchmarks")
-		env := append(os.Environ(), "TEST_DATABASE_URL="+dbURL["shop_bench_micro"], "TEST_REDIS_URL="+s.redisURL)
-		for _, b := range []struct{ pkg, bench, times string }{
-			{"./services/platform/outbox", "BenchmarkRelayBacklog", "20000x"},
-			{"./services/platform/outbox", "BenchmarkRelayIdleLatency", "300x"},
-			{"./services/platform/stream", "BenchmarkConsumer", "3000x"},
-		} {
-			cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+b.bench+"$", "-benchtime", b.times, b.pkg)
-			cmd.Dir, cmd.Env = root, env
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("%s: %v\n%s", b.bench, err, out)
-			}
-			for line := range strings.Lines(string(out)) {
-				if strings.HasPrefix(line, "Benchmark") {
-					micro = append(micro, strings.TrimSpace(line))
-				}
-			}
-		}
-	}
+	b.procs = nil
+}
 
-	// 9. The table.
-	fmt.Printf("\nShop benchmark — %d cores, %d workers, %s per run, %s\n\n", numCPU(), s.workers, s.duration, time.Now().Format(time.DateTime))
-	for _, r := range results {
-		fmt.Printf("  %-58s %s\n", r.name, r.value)
+// loadgen runs the load generator and returns its report and its own CPU
+// time (user+system).
+func (b *bench) loadgen(ctx context.Context, extra ...string) (*load.Report, time.Duration, error) {
+	args := append([]string{"-gateway", b.gateway.url, "-json", "-workers", strconv.Itoa(b.s.workers),
+		"-users", "50", "-duration", b.s.duration.String(), "-settle-timeout", "5m"}, extra...)
+	cmd := exec.CommandContext(ctx, filepath.Join(b.bin, "loadgen"), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	runErr := cmd.Run()
+	var rep load.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		return nil, 0, fmt.Errorf("loadgen %s: %w (output %q)", strings.Join(args, " "), errors.Join(runErr, err), out.String())
 	}
-	if len(micro) > 0 {
-		fmt.Println("\nMicro-benchmarks (PostgreSQL and Redis from BENCH_*; SQLite and miniredis too)")
-		for _, m := range micro {
-			fmt.Println("  " + m)
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "loadgen failed (%v): violations %q\n", runErr, rep.Violations)
+	}
+	return &rep, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
+}
+
+// latency records a report's latencies and errors.
+func (b *bench) latency(label string, rep *load.Report) {
+	b.add(label+" create p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
+	b.add(label+" create→settled p50/p95/p99 ms", "%.1f / %.1f / %.1f", rep.SettleP50Ms, rep.SettleP95Ms, rep.SettleP99Ms)
+	b.add(label+" errors, invariants", "%v, ok=%v, unsettled=%d", rep.Errors, rep.InvariantsOK, rep.OrdersUnsettled)
+}
+
+// flatOut runs a short warm-up, then the shop flat out, sampling memory and
+// CPU (and profiling).
+func (b *bench) flatOut(ctx context.Context) error {
+	step("warm-up")
+	if _, _, err := b.loadgen(ctx, "-duration", "3s"); err != nil {
+		return err
+	}
+	step(fmt.Sprintf("flat out, %d workers, %s", b.s.workers, b.s.duration))
+	rss := startRSS(ctx, b.orders, b.payments, b.gateway)
+	if b.s.profileDir != "" {
+		go profile(ctx, b.s.profileDir, b.pprofAddr, b.s.duration)
+	}
+	cpu := startCPU(b.orders, b.payments, b.gateway)
+	flat, loadgenCPU, err := b.loadgen(ctx)
+	if err != nil {
+		return err
+	}
+	b.flat = flat
+	perOrder := cpu(loadgenCPU, flat.OrdersSettled)
+	b.add("shop: settled orders/s (flat out)", "%.0f", flat.SettledPerSec)
+	b.add("ratio settled/reference", "%.2f (target ≥ 0.50)", flat.SettledPerSec/b.refTPS)
+	b.latency("flat out:", flat)
+	if perOrder != "" {
+		b.add("flat out: CPU per settled order, ms", "%s", perOrder)
+	}
+	b.add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
+	return nil
+}
+
+// halfLoad measures latency at half the flat-out throughput.
+func (b *bench) halfLoad(ctx context.Context) error {
+	half := max(1, b.flat.SettledPerSec/2)
+	step(fmt.Sprintf("half load, %.0f orders/s", half))
+	rep, _, err := b.loadgen(ctx, "-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*b.s.workers))
+	if err != nil {
+		return err
+	}
+	b.add("half load: rate orders/s", "%.0f (settled %.0f/s)", half, rep.SettledPerSec)
+	b.latency("half load:", rep)
+	return nil
+}
+
+// scale runs flat out again with 1,000,000 orders and a 100,000-row outbox
+// already there, and times listing a user's orders among them.
+func (b *bench) scale(ctx context.Context) error {
+	if !b.s.scale {
+		return nil
+	}
+	step("scale: seed 1,000,000 orders and 100,000 outbox rows")
+	seeded, err := seed(ctx, b.dbURL["shop_bench_orders"])
+	if err != nil {
+		return err
+	}
+	b.add("scale: seeding took", "%.1fs", seeded.Seconds())
+	big, _, err := b.loadgen(ctx)
+	if err != nil {
+		return err
+	}
+	b.add("scale: settled orders/s", "%.0f (%.0f%% of the empty database)", big.SettledPerSec, 100*big.SettledPerSec/b.flat.SettledPerSec)
+	b.latency("scale:", big)
+	p50, p99, err := listLatency(ctx, b.gateway.url)
+	if err != nil {
+		return err
+	}
+	b.add("scale: GET /orders?user_id= (100 of 100 orders) p50/p99 ms", "%.1f / %.1f", p50, p99)
+	return nil
+}
+
+// microBenchmarks stops the shop, so that it does not share the machine
+// with them, and runs the relay and consumer micro-benchmarks.
+func (b *bench) microBenchmarks(ctx context.Context) error {
+	b.stopShop()
+	if !b.s.micro {
+		return nil
+	}
+	step("micro-benchmarks")
+	env := append(os.Environ(), "TEST_DATABASE_URL="+b.dbURL["shop_bench_micro"], "TEST_REDIS_URL="+b.s.redisURL)
+	for _, m := range []struct{ pkg, bench, times string }{
+		{"./services/platform/outbox", "BenchmarkRelayBacklog", "20000x"},
+		{"./services/platform/outbox", "BenchmarkRelayIdleLatency", "300x"},
+		{"./services/platform/stream", "BenchmarkConsumer", "3000x"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+m.bench+"$", "-benchtime", m.times, m.pkg)
+		cmd.Dir, cmd.Env = b.root, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", m.bench, err, out)
+		}
+		for line := range strings.Lines(string(out)) {
+			if strings.HasPrefix(line, "Benchmark") {
+				b.micro = append(b.micro, strings.TrimSpace(line))
+			}
 		}
 	}
 	return nil
+}
+
+// table prints the results.
+func (b *bench) table() {
+	fmt.Printf("\nShop benchmark — %d cores, %d workers, %s per run, %s\n\n", numCPU(), b.s.workers, b.s.duration, time.Now().Format(time.DateTime))
+	for _, r := range b.results {
+		fmt.Printf("  %-58s %s\n", r.name, r.value)
+	}
+	if len(b.micro) > 0 {
+		fmt.Println("\nMicro-benchmarks (PostgreSQL and Redis from BENCH_*; SQLite and miniredis too)")
+		for _, m := range b.micro {
+			fmt.Println("  " + m)
+		}
+	}
 }
 
 func step(what string) { fmt.Fprintf(os.Stderr, "\n== %s\n", what) }
@@ -359,7 +413,7 @@ func repoRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOWORK").Output()
 	gowork := strings.TrimSpace(string(out))
 	if err != nil || gowork == "" || gowork == "off" {
-		return "", fmt.Errorf("find go.work (run from the repository): %v", err)
+		return "", fmt.Errorf("find go.work (run from the repository): %w", err)
 	}
 	return filepath.Dir(gowork), nil
 }
@@ -386,22 +440,6 @@ func withDatabase(admin, name string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// refSchema is the orders service's tables and indexes that the create
-// transaction writes (see services/orders/internal/store/migrations).
-var refSchema = []string{
-	`CREATE TABLE orders (
-	    id UUID PRIMARY KEY, user_id BIGINT NOT NULL CHECK (user_id > 0), amount BIGINT NOT NULL CHECK (amount > 0),
-	    description TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('NEW', 'FINISHED', 'CANCELLED')),
-	    cancel_reason TEXT, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)`,
-	`CREATE INDEX orders_user_id_created_at ON orders (user_id, created_at DESC, id DESC)`,
-	`CREATE TABLE outbox (
-	    id UUID PRIMARY KEY, stream TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
-	    traceparent TEXT NOT NULL DEFAULT '', tracestate TEXT NOT NULL DEFAULT '',
-	    occurred_at TIMESTAMPTZ NOT NULL, published_at TIMESTAMPTZ)`,
-	`CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL`,
-	`CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL`,
 }
 
 // refScript is one create-order transaction as pgbench runs it: the order

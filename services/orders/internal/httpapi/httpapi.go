@@ -1,5 +1,6 @@
 // Package httpapi is the orders service's HTTP API: orders for clients
-// (through the gateway) and the internal payment-status entry point.
+// (through the gateway) and the internal payment-status entry point. Its
+// handlers only translate between HTTP and the use cases (package usecase).
 package httpapi
 
 import (
@@ -10,19 +11,20 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"shop/services/orders/internal/order"
-	"shop/services/platform/inbox"
+	"shop/services/orders/internal/usecase"
 	"shop/services/platform/money"
 	"shop/services/platform/web"
 )
 
-// Deps are what the handlers need.
-type Deps struct {
-	DB       *bun.DB
-	Orders   order.Store
-	Payments *order.Payments
+// UseCases are what the handlers call (usecase.Orders); the handlers
+// translate between HTTP and them, nothing more.
+type UseCases interface {
+	Create(ctx context.Context, o order.Order) error
+	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
+	List(ctx context.Context, userID int64, limit int) ([]order.Order, error)
+	Settle(ctx context.Context, messageID uuid.UUID, res usecase.Result) (order.Order, error)
 }
 
 // OrderBody is an order as clients see it.
@@ -86,8 +88,8 @@ type paymentStatusInput struct {
 }
 
 // Register adds the operations to api.
-func Register(api huma.API, d Deps) {
-	h := &handlers{d}
+func Register(api huma.API, uc UseCases) {
+	h := &handlers{uc}
 	web.Tag(api, "orders", "Orders and their status. Creating an order pays for it automatically: it is NEW until the payment settles it as FINISHED or CANCELLED.")
 	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
@@ -123,20 +125,20 @@ func Register(api huma.API, d Deps) {
 		Method:      http.MethodPost,
 		Path:        "/orders/payment-status",
 		Summary:     "Apply a payment result (internal)",
-		Description: "Internal entry into the handler the payments.results stream feeds, with the same " +
+		Description: "Internal entry into the use case the payments.results stream feeds, with the same " +
 			"idempotency by message id. A result for a settled order changes nothing. Not routed by the gateway.",
 		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}), h.paymentStatus)
 }
 
-type handlers struct{ Deps }
+type handlers struct{ uc UseCases }
 
 func (h *handlers) create(ctx context.Context, in *createInput) (*orderOutput, error) {
 	o, err := order.NewOrder(in.Body.UserID, money.Amount(in.Body.Amount), in.Body.Description, time.Now().UTC())
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Orders.Create(ctx, o); err != nil {
+	if err := h.uc.Create(ctx, o); err != nil {
 		return nil, err
 	}
 	// The order's trace is found by this tag (shopctl trace ORDER_ID).
@@ -145,7 +147,7 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*orderOutput, e
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*listOutput, error) {
-	orders, err := h.Orders.ListByUser(ctx, in.UserID, in.Limit)
+	orders, err := h.uc.List(ctx, in.UserID, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +159,7 @@ func (h *handlers) list(ctx context.Context, in *listInput) (*listOutput, error)
 }
 
 func (h *handlers) get(ctx context.Context, in *getInput) (*orderOutput, error) {
-	o, err := h.Orders.Get(ctx, in.OrderID)
+	o, err := h.uc.Get(ctx, in.OrderID)
 	if errors.Is(err, order.ErrNotFound) {
 		return nil, huma.Error404NotFound("no such order")
 	}
@@ -172,19 +174,7 @@ func (h *handlers) paymentStatus(ctx context.Context, in *paymentStatusInput) (*
 	if b.MessageID == uuid.Nil || b.OrderID == uuid.Nil {
 		return nil, huma.Error422UnprocessableEntity("message_id and order_id must be non-nil UUIDs")
 	}
-	res := order.PaymentCompleted{OrderID: b.OrderID, Status: order.Status(b.Status), Reason: b.Reason}
-	var o order.Order
-	err := inbox.Process(ctx, h.DB, b.MessageID, order.PaymentCompletedType, func(ctx context.Context, tx bun.Tx) error {
-		orders, err := h.Payments.Apply(ctx, tx, []order.PaymentCompleted{res})
-		if err != nil {
-			return err
-		}
-		o = orders[0]
-		return nil
-	})
-	if errors.Is(err, inbox.ErrDuplicate) {
-		o, err = h.Orders.Get(ctx, b.OrderID)
-	}
+	o, err := h.uc.Settle(ctx, b.MessageID, usecase.Result{OrderID: b.OrderID, Status: order.Status(b.Status), Reason: b.Reason})
 	switch {
 	case errors.Is(err, order.ErrNotFound):
 		return nil, huma.Error404NotFound("no such order")

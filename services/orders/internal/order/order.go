@@ -1,15 +1,14 @@
-// Package order is the orders domain: an order, its life from NEW to
-// FINISHED or CANCELLED, and the payment messages that drive it.
+// Package order is the orders domain: an order and its life from NEW to
+// FINISHED or CANCELLED, whose one transition, ApplyPayment, is pure. The
+// store loads and saves orders; the use cases carry the messages.
 package order
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"shop/services/platform/money"
 )
@@ -82,18 +81,3 @@ func (o *Order) ApplyPayment(status Status, reason string, now time.Time) (bool,
 
 // storedTime is t as the database keeps it: UTC, in microseconds.
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// Store keeps orders. Create writes the order together with its payment
-// request message.
-type Store interface {
-	Create(ctx context.Context, o Order) error
-	Get(ctx context.Context, id uuid.UUID) (Order, error)
-	ListByUser(ctx context.Context, userID int64, limit int) ([]Order, error)
-	// UpdateAll loads the orders with ids within tx, calls fn(i, o) for
-	// each ids[i] in turn, and saves the orders fn changed. An id given
-	// twice is the same order: fn sees it the second time as it left it
-	// the first. It returns each order as fn left it, one per id. A missing
-	// order is an error wrapping ErrNotFound; an error from fn is returned
-	// wrapped, and nothing is saved.
-	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *Order) (bool, error)) ([]Order, error)
-}

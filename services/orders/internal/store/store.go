@@ -1,5 +1,6 @@
-// Package store keeps orders with Bun, on PostgreSQL or SQLite, and writes
-// each new order's payment request to the outbox in the same transaction.
+// Package store keeps orders with Bun, on PostgreSQL or SQLite: it loads,
+// locks and saves them, in the caller's transaction where there is one,
+// and leaves every decision to its callers.
 package store
 
 import (
@@ -8,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,14 +18,14 @@ import (
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
-	"shop/services/platform/outbox"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations are the service's schema migrations.
-var Migrations, _ = fs.Sub(migrations, "migrations")
+// Migrations are the orders database's schema: the platform's outbox and
+// inbox, then the orders table.
+var Migrations = messaging.ServiceMigrations(migrations, "migrations")
 
 type orderRow struct {
 	bun.BaseModel `bun:"table:orders"`
@@ -62,58 +62,24 @@ func (r *orderRow) order() order.Order {
 	return o
 }
 
-// Outbox writes messages in the caller's transaction, and is told when they
-// are committed.
-type Outbox interface {
-	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
-	Notify(ctx context.Context)
-}
-
-// Store implements order.Store.
+// Store keeps orders.
 type Store struct {
-	db      *bun.DB
-	outbox  Outbox
-	creates *database.GroupCommit[order.Order]
+	db *bun.DB
 }
 
-var _ order.Store = (*Store)(nil)
+// New returns a Store on db, whose schema is migrated.
+func New(db *bun.DB) *Store { return &Store{db: db} }
 
-// New returns a Store on db (migrated) writing payment requests to ob.
-func New(db *bun.DB, ob Outbox) *Store {
-	s := &Store{db: db, outbox: ob}
-	s.creates = database.NewGroupCommit(db, database.GroupCommitOptions{}, s.insert)
-	return s
-}
-
-// Create inserts o and its payment request in one transaction: both are
-// stored or neither. Orders created at the same time share the transaction
-// (a group commit), so under load one commit serves many of them.
-func (s *Store) Create(ctx context.Context, o order.Order) error {
-	if err := s.creates.Do(ctx, o); err != nil {
-		return err
-	}
-	s.outbox.Notify(ctx)
-	return nil
-}
-
-// insert writes a batch of new orders and their payment requests, each
-// request in the trace of the call that created its order, with one
-// statement for each table.
-func (s *Store) insert(ctx context.Context, tx bun.Tx, batch []database.Item[order.Order]) error {
-	rows := make([]*orderRow, len(batch))
-	msgs := make([]outbox.Pending, len(batch))
-	for i, item := range batch {
-		msg, err := order.PaymentRequest(item.Value)
-		if err != nil {
-			return err
-		}
-		rows[i], msgs[i] = toRow(item.Value), outbox.Pending{Ctx: item.Ctx, Message: msg}
+// InsertAll writes new orders within tx with one statement.
+func (s *Store) InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order) error {
+	rows := make([]*orderRow, len(orders))
+	for i, o := range orders {
+		rows[i] = toRow(o)
 	}
 	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return fmt.Errorf("insert %d orders: %w", len(rows), err)
 	}
-	_, err := s.outbox.AddAll(ctx, tx, msgs)
-	return err
+	return nil
 }
 
 // Get returns the order with id.
@@ -147,10 +113,16 @@ func (s *Store) ListByUser(ctx context.Context, userID int64, limit int) ([]orde
 	return orders, nil
 }
 
-// UpdateAll implements order.Store with two statements whatever the number
-// of ids: one SELECT, which on PostgreSQL locks the orders in id order so
-// that two batches never wait for each other in a cycle (SQLite has a single
-// writer), and one UPDATE of the orders fn changed, none if it changed none.
+// UpdateAll loads the orders with ids within tx, calls fn(i, o) for each
+// ids[i] in turn, and saves the orders fn changed (reported true). An id
+// given twice is the same order: fn sees it the second time as it left it
+// the first. It returns each order as fn left it, one per id. A missing
+// order is an error wrapping order.ErrNotFound; an error from fn is
+// returned wrapped, and nothing is saved. It takes two statements whatever
+// the number of ids: one SELECT, which on PostgreSQL locks the orders in id
+// order so that two batches never wait for each other in a cycle (SQLite
+// has a single writer), and one UPDATE of the orders fn changed, none if
+// it changed none.
 func (s *Store) UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error) {
 	var rows []orderRow
 	q := tx.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Order("id")

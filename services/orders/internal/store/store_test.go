@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -16,9 +15,7 @@ import (
 	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/store"
 	"shop/services/platform/database/dbtest"
-	"shop/services/platform/messaging"
 	"shop/services/platform/money"
-	"shop/services/platform/outbox"
 )
 
 // The store contract: every test runs on SQLite and on PostgreSQL.
@@ -32,71 +29,18 @@ func newOrder(t *testing.T, userID int64, cents int64, at time.Time) order.Order
 	return o
 }
 
-func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
-	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
-		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
-		o := newOrder(t, 1, 3000, time.Now().UTC())
-		if err := s.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Get(ctx, o.ID)
-		if err != nil || got.Status != order.New || got.Amount != o.Amount || got.UserID != 1 {
-			t.Fatalf("Get = %+v, %v", got, err)
-		}
-		var rows []outbox.Row
-		if err := db.NewSelect().Model(&rows).Scan(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if len(rows) != 1 || rows[0].Stream != order.PaymentRequestsStream || rows[0].Type != order.PaymentRequestedType {
-			t.Fatalf("outbox = %+v", rows)
-		}
-		var req order.PaymentRequested
-		if err := json.Unmarshal([]byte(rows[0].Payload), &req); err != nil || req.OrderID != o.ID || req.Amount != o.Amount {
-			t.Fatalf("payload %s: %+v, %v", rows[0].Payload, req, err)
-		}
-	})
-}
-
-// failingOutbox fails every write, as a broken outbox insert would.
-type failingOutbox struct{}
-
-func (failingOutbox) AddAll(context.Context, bun.IDB, []outbox.Pending) ([]messaging.Message, error) {
-	return nil, errors.New("outbox unavailable")
-}
-
-func (failingOutbox) Notify(context.Context) {}
-
-func TestCreateIsAtomic(t *testing.T) {
-	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
-		ctx := context.Background()
-		s := store.New(db, failingOutbox{})
-		o := newOrder(t, 1, 100, time.Now().UTC())
-		if err := s.Create(ctx, o); err == nil {
-			t.Fatal("Create succeeded although the outbox failed")
-		}
-		if _, err := s.Get(ctx, o.ID); !errors.Is(err, order.ErrNotFound) {
-			t.Fatalf("the order was stored without its payment request: %v", err)
-		}
-	})
-}
-
 func TestListByUserNewestFirst(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
+		s := store.New(db)
 		base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 		var ids []uuid.UUID
 		for i := range 5 {
 			o := newOrder(t, 7, int64(100+i), base.Add(time.Duration(i)*time.Minute))
-			if err := s.Create(ctx, o); err != nil {
-				t.Fatal(err)
-			}
+			insert(t, db, s, o)
 			ids = append(ids, o.ID)
 		}
-		if err := s.Create(ctx, newOrder(t, 8, 1, base)); err != nil {
-			t.Fatal(err)
-		}
+		insert(t, db, s, newOrder(t, 8, 1, base))
 		got, err := s.ListByUser(ctx, 7, 100)
 		if err != nil || len(got) != 5 {
 			t.Fatalf("ListByUser = %d orders, %v", len(got), err)
@@ -118,22 +62,48 @@ func TestListByUserNewestFirst(t *testing.T) {
 	})
 }
 
+// insert stores new orders.
+func insert(t *testing.T, db *bun.DB, s *store.Store, orders ...order.Order) {
+	t.Helper()
+	if err := s.InsertAll(context.Background(), db, orders); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // create stores n new orders.
-func create(t *testing.T, s *store.Store, n int) []order.Order {
+func create(t *testing.T, db *bun.DB, s *store.Store, n int) []order.Order {
 	t.Helper()
 	orders := make([]order.Order, n)
 	for i := range orders {
 		orders[i] = newOrder(t, int64(i+1), 100, time.Now().UTC())
-		if err := s.Create(context.Background(), orders[i]); err != nil {
-			t.Fatal(err)
-		}
 	}
+	insert(t, db, s, orders...)
 	return orders
 }
 
-// applyOne applies one payment result, as the internal endpoint does.
-func applyOne(ctx context.Context, p *order.Payments, tx bun.IDB, res order.PaymentCompleted) (order.Order, error) {
-	orders, err := p.Apply(ctx, tx, []order.PaymentCompleted{res})
+// result is a payment result for an order.
+type result struct {
+	OrderID uuid.UUID
+	Status  order.Status
+	Reason  string
+}
+
+// apply settles orders with UpdateAll as the use case does: each result
+// moves its order with the domain's transition.
+func apply(ctx context.Context, s *store.Store, tx bun.IDB, results []result) ([]order.Order, error) {
+	ids := make([]uuid.UUID, len(results))
+	for i, r := range results {
+		ids[i] = r.OrderID
+	}
+	now := time.Now()
+	return s.UpdateAll(ctx, tx, ids, func(i int, o *order.Order) (bool, error) {
+		return o.ApplyPayment(results[i].Status, results[i].Reason, now)
+	})
+}
+
+// applyOne applies one payment result.
+func applyOne(ctx context.Context, s *store.Store, tx bun.IDB, res result) (order.Order, error) {
+	orders, err := apply(ctx, s, tx, []result{res})
 	if err != nil {
 		return order.Order{}, err
 	}
@@ -143,25 +113,24 @@ func applyOne(ctx context.Context, p *order.Payments, tx bun.IDB, res order.Paym
 func TestApplySettlesOnce(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
-		p := order.NewPayments(s)
-		o := create(t, s, 1)[0]
-		got, err := applyOne(ctx, p, db, order.PaymentCompleted{OrderID: o.ID, Status: order.Cancelled, Reason: "insufficient funds"})
+		s := store.New(db)
+		o := create(t, db, s, 1)[0]
+		got, err := applyOne(ctx, s, db, result{OrderID: o.ID, Status: order.Cancelled, Reason: "insufficient funds"})
 		if err != nil || got.Status != order.Cancelled || got.CancelReason != "insufficient funds" {
 			t.Fatalf("Apply = %+v, %v", got, err)
 		}
 		// A late, contradicting result is a no-op.
-		got, err = applyOne(ctx, p, db, order.PaymentCompleted{OrderID: o.ID, Status: order.Finished})
+		got, err = applyOne(ctx, s, db, result{OrderID: o.ID, Status: order.Finished})
 		if err != nil || got.Status != order.Cancelled {
 			t.Fatalf("Apply again = %+v, %v", got, err)
 		}
 		if stored, _ := s.Get(ctx, o.ID); stored.Status != order.Cancelled || stored.CancelReason != "insufficient funds" {
 			t.Fatalf("stored = %+v", stored)
 		}
-		if _, err := applyOne(ctx, p, db, order.PaymentCompleted{OrderID: uuid.New(), Status: order.Finished}); !errors.Is(err, order.ErrNotFound) {
+		if _, err := applyOne(ctx, s, db, result{OrderID: uuid.New(), Status: order.Finished}); !errors.Is(err, order.ErrNotFound) {
 			t.Fatalf("Apply to unknown order = %v, want ErrNotFound", err)
 		}
-		if _, err := applyOne(ctx, p, db, order.PaymentCompleted{OrderID: o.ID, Status: order.New}); !errors.Is(err, order.ErrInvalidResult) {
+		if _, err := applyOne(ctx, s, db, result{OrderID: o.ID, Status: order.New}); !errors.Is(err, order.ErrInvalidResult) {
 			t.Fatalf("Apply NEW = %v, want ErrInvalidResult", err)
 		}
 	})
@@ -182,16 +151,15 @@ func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
 func TestApplyBatchWithTwoStatements(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
-		p := order.NewPayments(s)
-		o := create(t, s, 4)
-		settled, err := applyOne(ctx, p, db, order.PaymentCompleted{OrderID: o[2].ID, Status: order.Cancelled, Reason: "earlier"})
+		s := store.New(db)
+		o := create(t, db, s, 4)
+		settled, err := applyOne(ctx, s, db, result{OrderID: o[2].ID, Status: order.Cancelled, Reason: "earlier"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		stmts := new(statements)
 		db.AddQueryHook(stmts)
-		results := []order.PaymentCompleted{
+		results := []result{
 			{OrderID: o[0].ID, Status: order.Finished},
 			{OrderID: o[1].ID, Status: order.Cancelled, Reason: "insufficient funds"},
 			{OrderID: o[2].ID, Status: order.Finished},                  // settled before: no-op
@@ -200,7 +168,7 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 		}
 		var got []order.Order
 		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			got, err = p.Apply(ctx, tx, results)
+			got, err = apply(ctx, s, tx, results)
 			return err
 		})
 		if err != nil {
@@ -237,7 +205,7 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 
 		// A batch of late results reads and writes nothing.
 		stmts.ops = nil
-		if _, err := p.Apply(ctx, db, results[2:4]); err != nil {
+		if _, err := apply(ctx, s, db, results[2:4]); err != nil {
 			t.Fatal(err)
 		}
 		if want := []string{"SELECT"}; !slices.Equal(stmts.ops, want) {
@@ -254,11 +222,10 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 func TestSaveRefusesToChangeATerminalOrder(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
-		o := create(t, s, 2)
+		s := store.New(db)
+		o := create(t, db, s, 2)
 		fresh := o[0]
-		settled, err := applyOne(ctx, order.NewPayments(s), db,
-			order.PaymentCompleted{OrderID: o[1].ID, Status: order.Cancelled, Reason: "insufficient funds"})
+		settled, err := applyOne(ctx, s, db, result{OrderID: o[1].ID, Status: order.Cancelled, Reason: "insufficient funds"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,18 +254,17 @@ func TestSaveRefusesToChangeATerminalOrder(t *testing.T) {
 func TestApplyBatchFailsWhole(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
-		p := order.NewPayments(s)
-		o := create(t, s, 1)[0]
+		s := store.New(db)
+		o := create(t, db, s, 1)[0]
 		missing := uuid.New()
-		_, err := p.Apply(ctx, db, []order.PaymentCompleted{
+		_, err := apply(ctx, s, db, []result{
 			{OrderID: o.ID, Status: order.Finished},
 			{OrderID: missing, Status: order.Finished},
 		})
 		if !errors.Is(err, order.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
 			t.Fatalf("Apply with a missing order = %v, want ErrNotFound naming %s", err, missing)
 		}
-		_, err = p.Apply(ctx, db, []order.PaymentCompleted{
+		_, err = apply(ctx, s, db, []result{
 			{OrderID: o.ID, Status: order.Finished},
 			{OrderID: o.ID, Status: order.New},
 		})
@@ -314,9 +280,8 @@ func TestApplyBatchFailsWhole(t *testing.T) {
 func TestConcurrentBatchesSettleOnce(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := store.New(db, outbox.New(db))
-		p := order.NewPayments(s)
-		orders := create(t, s, 3)
+		s := store.New(db)
+		orders := create(t, db, s, 3)
 		var wg sync.WaitGroup
 		for i := range 10 {
 			status := order.Finished
@@ -325,13 +290,13 @@ func TestConcurrentBatchesSettleOnce(t *testing.T) {
 			}
 			// Each batch names the orders in another order: the store must
 			// lock them in one order, or two batches would deadlock.
-			batch := make([]order.PaymentCompleted, len(orders))
+			batch := make([]result, len(orders))
 			for j := range batch {
-				batch[j] = order.PaymentCompleted{OrderID: orders[(i+j)%len(orders)].ID, Status: status, Reason: "r"}
+				batch[j] = result{OrderID: orders[(i+j)%len(orders)].ID, Status: status, Reason: "r"}
 			}
 			wg.Go(func() {
 				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					_, err := p.Apply(ctx, tx, batch)
+					_, err := apply(ctx, s, tx, batch)
 					return err
 				})
 				if err != nil {

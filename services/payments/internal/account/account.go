@@ -1,5 +1,5 @@
-// Package account is the payments domain: users' accounts, their balances
-// and the rules for changing them.
+// Package account is the payments domain's account: a user's balance, its
+// bound, and the store of accounts. The payment rule is payment.Decide.
 package account
 
 import (

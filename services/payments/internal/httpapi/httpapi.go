@@ -1,5 +1,6 @@
 // Package httpapi is the payments service's HTTP API: accounts for clients
-// (through the gateway) and the internal payment entry point.
+// (through the gateway) and the internal payment entry point. Its handlers
+// only translate between HTTP and the use cases (package usecase).
 package httpapi
 
 import (
@@ -9,32 +10,20 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"shop/services/payments/internal/account"
 	"shop/services/payments/internal/payment"
-	"shop/services/platform/inbox"
 	"shop/services/platform/money"
 	"shop/services/platform/web"
 )
 
-// Processor pays for an order within a transaction.
-type Processor interface {
-	Process(ctx context.Context, tx bun.Tx, req payment.Request) (payment.Result, error)
-	Committed(ctx context.Context)
-}
-
-// Outcomes reads recorded payment outcomes.
-type Outcomes interface {
-	Outcome(ctx context.Context, orderID uuid.UUID) (payment.Result, error)
-}
-
-// Deps are what the handlers need.
-type Deps struct {
-	DB        *bun.DB
-	Accounts  account.Store
-	Processor Processor
-	Outcomes  Outcomes
+// UseCases are what the handlers call (usecase.Payments); the handlers
+// translate between HTTP and them, nothing more.
+type UseCases interface {
+	OpenAccount(ctx context.Context, userID int64) (account.Account, error)
+	TopUp(ctx context.Context, userID int64, amount money.Positive) (account.Account, error)
+	Balance(ctx context.Context, userID int64) (account.Account, error)
+	Pay(ctx context.Context, messageID uuid.UUID, req payment.Request) (payment.Result, bool, error)
 }
 
 // AccountBody is an account as clients see it.
@@ -100,8 +89,8 @@ type processOutput struct {
 }
 
 // Register adds the operations to api.
-func Register(api huma.API, d Deps) {
-	h := &handlers{d}
+func Register(api huma.API, uc UseCases) {
+	h := &handlers{uc}
 	web.Tag(api, "accounts", "Accounts and their balances: one account per user, topped up by the user, debited by the orders it pays for.")
 	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
@@ -137,16 +126,16 @@ func Register(api huma.API, d Deps) {
 		Method:      http.MethodPost,
 		Path:        "/payments/process",
 		Summary:     "Process a payment (internal)",
-		Description: "Internal entry into the payment handler the payments.requests stream feeds, " +
+		Description: "Internal entry into the payment use case the payments.requests stream feeds, " +
 			"with the same idempotency by message id. Not routed by the gateway.",
 		Errors: []int{http.StatusUnprocessableEntity},
 	}), h.process)
 }
 
-type handlers struct{ Deps }
+type handlers struct{ uc UseCases }
 
 func (h *handlers) createAccount(ctx context.Context, in *createAccountInput) (*accountOutput, error) {
-	a, err := h.Accounts.Create(ctx, in.Body.UserID)
+	a, err := h.uc.OpenAccount(ctx, in.Body.UserID)
 	if errors.Is(err, account.ErrExists) {
 		return nil, huma.Error409Conflict("an account for this user already exists")
 	}
@@ -157,7 +146,7 @@ func (h *handlers) createAccount(ctx context.Context, in *createAccountInput) (*
 }
 
 func (h *handlers) topUp(ctx context.Context, in *topUpInput) (*accountOutput, error) {
-	a, err := h.Accounts.TopUp(ctx, in.Body.UserID, in.Body.Amount)
+	a, err := h.uc.TopUp(ctx, in.Body.UserID, in.Body.Amount)
 	switch {
 	case errors.Is(err, account.ErrNotFound):
 		return nil, huma.Error404NotFound("no account for this user")
@@ -170,7 +159,7 @@ func (h *handlers) topUp(ctx context.Context, in *topUpInput) (*accountOutput, e
 }
 
 func (h *handlers) balance(ctx context.Context, in *balanceInput) (*accountOutput, error) {
-	a, err := h.Accounts.Get(ctx, in.UserID)
+	a, err := h.uc.Balance(ctx, in.UserID)
 	if errors.Is(err, account.ErrNotFound) {
 		return nil, huma.Error404NotFound("no account for this user")
 	}
@@ -186,18 +175,9 @@ func (h *handlers) process(ctx context.Context, in *processInput) (*processOutpu
 		return nil, huma.Error422UnprocessableEntity("message_id and order_id must be non-nil UUIDs")
 	}
 	req := payment.Request{OrderID: b.OrderID, UserID: b.UserID, Amount: money.Amount(b.Amount)}
-	var res payment.Result
-	err := inbox.Process(ctx, h.DB, b.MessageID, payment.RequestedType, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		res, err = h.Processor.Process(ctx, tx, req)
-		return err
-	})
-	if err == nil {
-		h.Processor.Committed(ctx)
-	}
-	duplicate := errors.Is(err, inbox.ErrDuplicate)
-	if duplicate {
-		res, err = h.Outcomes.Outcome(ctx, b.OrderID)
+	res, duplicate, err := h.uc.Pay(ctx, b.MessageID, req)
+	if errors.Is(err, payment.ErrInvalid) {
+		return nil, huma.Error422UnprocessableEntity(err.Error())
 	}
 	if err != nil {
 		return nil, err

@@ -1,146 +1,85 @@
 package payment_test
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"shop/services/payments/internal/payment"
-	"shop/services/platform/messaging"
-	"shop/services/platform/outbox"
-	"shop/services/platform/stream"
+	"shop/services/platform/money"
 )
 
-type fakeLedger struct {
-	res      payment.Result
-	existing bool
-	calls    int
-}
-
-func (l *fakeLedger) PayAll(_ context.Context, _ bun.Tx, reqs []payment.Request) ([]payment.Outcome, error) {
-	l.calls++
-	outcomes := make([]payment.Outcome, len(reqs))
-	for i, req := range reqs {
-		res := l.res
-		res.OrderID = req.OrderID
-		outcomes[i] = payment.Outcome{Result: res, Existing: l.existing}
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name        string
+		payer       payment.Payer
+		amount      money.Amount
+		wantStatus  payment.Status
+		wantReason  string
+		wantBalance money.Amount
+	}{
+		{"enough", payment.Payer{Balance: 10_000}, 3_000, payment.Finished, "", 7_000},
+		{"exactly the balance", payment.Payer{Balance: 7_000}, 7_000, payment.Finished, "", 0},
+		{"one cent short", payment.Payer{Balance: 7_000}, 7_001, payment.Cancelled, payment.ReasonInsufficientFunds, 7_000},
+		{"empty account", payment.Payer{}, 1, payment.Cancelled, payment.ReasonInsufficientFunds, 0},
+		{"no account: opened for it", payment.Payer{Opened: true}, 1, payment.Cancelled, payment.ReasonNoAccount, 0},
 	}
-	return outcomes, nil
-}
-
-type fakeOutbox struct {
-	msgs []messaging.Message
-	ctxs []context.Context
-}
-
-func (o *fakeOutbox) AddAll(_ context.Context, _ bun.IDB, pending []outbox.Pending) ([]messaging.Message, error) {
-	for _, p := range pending {
-		o.msgs = append(o.msgs, p.Message)
-		o.ctxs = append(o.ctxs, p.Ctx)
-	}
-	return o.msgs, nil
-}
-
-func (o *fakeOutbox) Notify(context.Context) {}
-
-func request(t *testing.T, payload string) messaging.Message {
-	t.Helper()
-	return messaging.Message{ID: uuid.New(), Type: payment.RequestedType, Payload: json.RawMessage(payload)}
-}
-
-// handle runs p's stream handler on msgs as one batch, each message in a
-// context of its own.
-func handle(p *payment.Processor, msgs ...messaging.Message) error {
-	batch := make([]stream.Delivery, len(msgs))
-	for i, msg := range msgs {
-		batch[i] = stream.Delivery{Ctx: context.WithValue(context.Background(), ctxKey{}, i), Message: msg}
-	}
-	return p.Handle(context.Background(), bun.Tx{}, batch)
-}
-
-type ctxKey struct{}
-
-func TestHandleWritesTheResult(t *testing.T) {
-	ledger := &fakeLedger{res: payment.Result{Status: payment.Cancelled, Reason: payment.ReasonInsufficientFunds}}
-	ob := &fakeOutbox{}
-	p := payment.NewProcessor(ledger, ob)
-	orderID := uuid.New()
-	err := handle(p, request(t, `{"order_id":"`+orderID.String()+`","user_id":3,"amount":"12.30"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ob.msgs) != 1 || ob.msgs[0].Stream != payment.ResultsStream || ob.msgs[0].Type != payment.CompletedType {
-		t.Fatalf("outbox = %+v", ob.msgs)
-	}
-	var res payment.Result
-	if err := json.Unmarshal(ob.msgs[0].Payload, &res); err != nil || res.OrderID != orderID || res.Status != payment.Cancelled || res.Reason == "" {
-		t.Fatalf("result %s: %+v, %v", ob.msgs[0].Payload, res, err)
-	}
-}
-
-// A batch is paid with one ledger call, and each result goes out in the
-// context (the trace) of its own request.
-func TestHandleBatchSendsEachResultInItsRequestsContext(t *testing.T) {
-	ledger := &fakeLedger{res: payment.Result{Status: payment.Finished}}
-	ob := &fakeOutbox{}
-	p := payment.NewProcessor(ledger, ob)
-	var msgs []messaging.Message
-	for range 3 {
-		msgs = append(msgs, request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"1.00"}`))
-	}
-	if err := handle(p, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	if ledger.calls != 1 || len(ob.msgs) != 3 {
-		t.Fatalf("%d ledger calls, %d results; want 1 and 3", ledger.calls, len(ob.msgs))
-	}
-	for i, ctx := range ob.ctxs {
-		var req, res struct {
-			OrderID uuid.UUID `json:"order_id"`
-		}
-		_ = json.Unmarshal(msgs[i].Payload, &req)
-		_ = json.Unmarshal(ob.msgs[i].Payload, &res)
-		if ctx.Value(ctxKey{}) != i || res.OrderID != req.OrderID {
-			t.Fatalf("result %d: context of request %v, order %s; want request %d, order %s", i, ctx.Value(ctxKey{}), res.OrderID, i, req.OrderID)
-		}
-	}
-}
-
-func TestHandleSendsNothingForAKnownOrder(t *testing.T) {
-	ob := &fakeOutbox{}
-	p := payment.NewProcessor(&fakeLedger{res: payment.Result{Status: payment.Finished}, existing: true}, ob)
-	err := handle(p, request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"1.00"}`))
-	if err != nil || len(ob.msgs) != 0 {
-		t.Fatalf("Handle = %v, outbox %+v; want no second result", err, ob.msgs)
-	}
-}
-
-func TestHandleRefusesBadMessagesForGood(t *testing.T) {
-	tests := map[string]messaging.Message{
-		"wrong type":     {ID: uuid.New(), Type: "order.shipped", Payload: json.RawMessage(`{}`)},
-		"not json":       request(t, `{`),
-		"no order":       request(t, `{"user_id":3,"amount":"1.00"}`),
-		"zero user":      request(t, `{"order_id":"`+uuid.NewString()+`","user_id":0,"amount":"1.00"}`),
-		"zero amount":    request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"0.00"}`),
-		"float amount":   request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":0.001}`),
-		"huge amount":    request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"1000000000.01"}`),
-		"negative money": request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"-5.00"}`),
-	}
-	for name, msg := range tests {
-		t.Run(name, func(t *testing.T) {
-			ledger := &fakeLedger{}
-			good := request(t, `{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"1.00"}`)
-			err := handle(payment.NewProcessor(ledger, &fakeOutbox{}), good, msg)
-			if !errors.Is(err, payment.ErrPermanent) {
-				t.Fatalf("Handle = %v, want ErrPermanent", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.payer
+			req := payment.Request{OrderID: uuid.New(), UserID: 1, Amount: tt.amount}
+			res := payment.Decide(&p, req)
+			if res.OrderID != req.OrderID || res.Status != tt.wantStatus || res.Reason != tt.wantReason {
+				t.Fatalf("Decide = %+v, want %s %q", res, tt.wantStatus, tt.wantReason)
 			}
-			if ledger.calls != 0 {
-				t.Fatal("a bad message reached the ledger")
+			if p.Balance != tt.wantBalance || p.Opened {
+				t.Fatalf("payer after = %+v, want balance %s, not opened", p, tt.wantBalance)
 			}
 		})
+	}
+}
+
+// Requests of one payer are decided in turn: each sees the balance the ones
+// before left, and only the first is declined for want of an account.
+func TestDecideInTurn(t *testing.T) {
+	fresh := payment.Payer{Opened: true}
+	for i, want := range []string{payment.ReasonNoAccount, payment.ReasonInsufficientFunds} {
+		if res := payment.Decide(&fresh, payment.Request{OrderID: uuid.New(), UserID: 2, Amount: 1}); res.Reason != want {
+			t.Fatalf("payment %d: reason %q, want %q", i, res.Reason, want)
+		}
+	}
+	rich := payment.Payer{Balance: 10_000}
+	var got []payment.Status
+	for _, amount := range []money.Amount{3_000, 5_000, 2_001, 2_000} {
+		got = append(got, payment.Decide(&rich, payment.Request{OrderID: uuid.New(), UserID: 1, Amount: amount}).Status)
+	}
+	want := []payment.Status{payment.Finished, payment.Finished, payment.Cancelled, payment.Finished}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("statuses %v, want %v", got, want)
+		}
+	}
+	if rich.Balance != 0 {
+		t.Fatalf("balance %s, want 0.00", rich.Balance)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	id := uuid.New()
+	tests := map[string]payment.Request{
+		"no order":    {UserID: 3, Amount: 100},
+		"zero user":   {OrderID: id, Amount: 100},
+		"zero amount": {OrderID: id, UserID: 3},
+		"negative":    {OrderID: id, UserID: 3, Amount: -500},
+		"huge amount": {OrderID: id, UserID: 3, Amount: money.MaxAmount + 1},
+	}
+	for name, req := range tests {
+		if err := req.Validate(); !errors.Is(err, payment.ErrInvalid) {
+			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
+		}
+	}
+	if err := (payment.Request{OrderID: id, UserID: 3, Amount: money.MaxAmount}).Validate(); err != nil {
+		t.Errorf("a valid request: %v", err)
 	}
 }

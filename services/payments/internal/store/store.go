@@ -1,5 +1,6 @@
 // Package store keeps the payments service's accounts, ledger and payment
-// outcomes with Bun, on PostgreSQL or SQLite.
+// outcomes with Bun, on PostgreSQL or SQLite: it loads, locks and saves,
+// and leaves the payment rule to the decision its callers pass.
 package store
 
 import (
@@ -8,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,14 +17,16 @@ import (
 	"shop/services/payments/internal/account"
 	"shop/services/payments/internal/payment"
 	"shop/services/platform/database"
+	"shop/services/platform/messaging"
 	"shop/services/platform/money"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations are the service's schema migrations.
-var Migrations, _ = fs.Sub(migrations, "migrations")
+// Migrations are the payments database's schema: the platform's outbox and
+// inbox, then accounts, ledger and payments.
+var Migrations = messaging.ServiceMigrations(migrations, "migrations")
 
 type accountRow struct {
 	bun.BaseModel `bun:"table:accounts"`
@@ -61,7 +63,7 @@ type paymentRow struct {
 	CreatedAt time.Time `bun:"created_at,notnull"`
 }
 
-// Store implements account.Store and payment.Ledger.
+// Store keeps accounts (account.Store) and pays for orders (PayAll).
 type Store struct {
 	db *bun.DB
 }
@@ -69,10 +71,7 @@ type Store struct {
 // New returns a Store on db, whose schema is migrated.
 func New(db *bun.DB) *Store { return &Store{db: db} }
 
-var (
-	_ account.Store  = (*Store)(nil)
-	_ payment.Ledger = (*Store)(nil)
-)
+var _ account.Store = (*Store)(nil)
 
 // now is the current time as the database keeps it: UTC, in microseconds.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
@@ -153,15 +152,18 @@ func insertLedger(ctx context.Context, tx bun.IDB, userID int64, kind string, am
 	return nil
 }
 
-// PayAll implements payment.Ledger with a few statements for the whole
-// batch, whatever its size: it reads the outcomes recorded before, locks
-// the accounts (in user id order, so concurrent batches never deadlock on
-// them), opens the missing ones, decides every payment in Go, and writes
-// the balances, the debits and the outcomes with one statement each. A
-// concurrent PayAll for the same order (a duplicate under another message
-// id) fails on the unique order id of the payments table and rolls back;
-// its retry then finds the outcome.
-func (s *Store) PayAll(ctx context.Context, tx bun.Tx, reqs []payment.Request) ([]payment.Outcome, error) {
+// PayAll pays for the orders of reqs in turn within tx, with a few
+// statements for the whole batch whatever its size: it reads the outcomes
+// recorded before, locks the payers' accounts (in user id order, so
+// concurrent batches never deadlock on them), opens the missing ones with a
+// zero balance, lets decide settle each new payment in order, and writes
+// the balances, the debits and the outcomes with one statement each. An
+// order paid or declined before (or earlier in reqs) keeps that outcome,
+// reported with Existing true, and decide does not see it. A concurrent
+// PayAll for the same order (a duplicate under another message id) fails on
+// the unique order id of the payments table and rolls back; its retry then
+// finds the outcome.
+func (s *Store) PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request, decide func(*payment.Payer, payment.Request) payment.Result) ([]payment.Outcome, error) {
 	outcomes := make([]payment.Outcome, len(reqs))
 	decided, err := recordedOutcomes(ctx, tx, reqs)
 	if err != nil {
@@ -178,33 +180,26 @@ func (s *Store) PayAll(ctx context.Context, tx bun.Tx, reqs []payment.Request) (
 	if err != nil {
 		return nil, err
 	}
+	payers := make(map[int64]*payment.Payer, len(accounts))
+	for userID, acc := range accounts {
+		payers[userID] = &payment.Payer{Balance: money.Amount(acc.Balance), Opened: opened[userID]}
+	}
 
 	var debits []ledgerRow
 	var payments []paymentRow
-	debited := map[int64]bool{}
 	for i, req := range reqs {
 		if res, ok := decided[req.OrderID]; ok {
 			outcomes[i] = payment.Outcome{Result: res, Existing: true}
 			continue
 		}
-		res := payment.Result{OrderID: req.OrderID, Status: payment.Finished}
-		acc := accounts[req.UserID]
-		switch {
-		case acc.Balance >= int64(req.Amount):
-			acc.Balance -= int64(req.Amount)
-			acc.UpdatedAt = t
-			debited[req.UserID] = true
+		res := decide(payers[req.UserID], req)
+		if res.Status == payment.Finished {
 			id, err := uuid.NewV7()
 			if err != nil {
 				return nil, err
 			}
 			orderID := req.OrderID
 			debits = append(debits, ledgerRow{ID: id, UserID: req.UserID, Kind: "debit", Amount: int64(req.Amount), OrderID: &orderID, CreatedAt: t})
-		case opened[req.UserID]:
-			res.Status, res.Reason = payment.Cancelled, payment.ReasonNoAccount
-			delete(opened, req.UserID) // the user's next order finds the account
-		default:
-			res.Status, res.Reason = payment.Cancelled, payment.ReasonInsufficientFunds
 		}
 		decided[req.OrderID] = res
 		outcomes[i] = payment.Outcome{Result: res}
@@ -214,10 +209,13 @@ func (s *Store) PayAll(ctx context.Context, tx bun.Tx, reqs []payment.Request) (
 		})
 	}
 
-	if len(debited) > 0 {
-		rows := make([]accountRow, 0, len(debited))
-		for userID := range debited {
-			rows = append(rows, *accounts[userID])
+	if len(debits) > 0 {
+		var rows []accountRow
+		for userID, p := range payers {
+			if acc := accounts[userID]; int64(p.Balance) != acc.Balance {
+				acc.Balance, acc.UpdatedAt = int64(p.Balance), t
+				rows = append(rows, *acc)
+			}
 		}
 		if _, err := tx.NewUpdate().Model(&rows).Column("balance", "updated_at").Bulk().Exec(ctx); err != nil {
 			return nil, fmt.Errorf("debit %d accounts: %w", len(rows), err)
@@ -236,7 +234,7 @@ func (s *Store) PayAll(ctx context.Context, tx bun.Tx, reqs []payment.Request) (
 
 // recordedOutcomes returns the outcomes recorded before for the orders of
 // reqs.
-func recordedOutcomes(ctx context.Context, tx bun.Tx, reqs []payment.Request) (map[uuid.UUID]payment.Result, error) {
+func recordedOutcomes(ctx context.Context, tx bun.IDB, reqs []payment.Request) (map[uuid.UUID]payment.Result, error) {
 	ids := make([]uuid.UUID, len(reqs))
 	for i, req := range reqs {
 		ids[i] = req.OrderID
@@ -256,7 +254,7 @@ func recordedOutcomes(ctx context.Context, tx bun.Tx, reqs []payment.Request) (m
 // opening with a zero balance those that do not exist (reported in
 // opened). On PostgreSQL the rows are locked in user id order; on SQLite
 // the transaction is the only writer.
-func lockAccounts(ctx context.Context, tx bun.Tx, users []int64, t time.Time) (accounts map[int64]*accountRow, opened map[int64]bool, err error) {
+func lockAccounts(ctx context.Context, tx bun.IDB, users []int64, t time.Time) (accounts map[int64]*accountRow, opened map[int64]bool, err error) {
 	accounts = make(map[int64]*accountRow, len(users))
 	opened = map[int64]bool{}
 	if len(users) == 0 {
@@ -301,7 +299,7 @@ func lockAccounts(ctx context.Context, tx bun.Tx, users []int64, t time.Time) (a
 
 // selectForUpdate reads the accounts of users into accounts, locking them
 // in user id order on PostgreSQL.
-func selectForUpdate(ctx context.Context, tx bun.Tx, users []int64, accounts map[int64]*accountRow) error {
+func selectForUpdate(ctx context.Context, tx bun.IDB, users []int64, accounts map[int64]*accountRow) error {
 	var rows []accountRow
 	q := tx.NewSelect().Model(&rows).Where("user_id IN (?)", bun.In(users)).Order("user_id")
 	if err := database.LockRows(tx, q, "UPDATE").Scan(ctx); err != nil {

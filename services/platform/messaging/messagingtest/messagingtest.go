@@ -1,5 +1,5 @@
 // Package messagingtest provides what the messaging tests of any service
-// need: the outbox and inbox tables on an in-memory SQLite database and, when
+// need: the outbox and inbox tables (messaging.Migrations) on an in-memory SQLite database and, when
 // TEST_DATABASE_URL is set, on a PostgreSQL schema of the test's own; and a
 // Redis broker, miniredis always and a real server when TEST_REDIS_URL is
 // set. With CI=true an unreachable TEST_DATABASE_URL or TEST_REDIS_URL fails
@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"sync"
@@ -21,29 +22,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/platform/database"
+	"shop/services/platform/messaging"
+	"shop/services/platform/polltest"
 )
-
-// Schema creates the outbox and inbox tables, as documented on outbox.Row
-// and inbox.Row.
-var Schema = []string{
-	`CREATE TABLE outbox (
-	    id           UUID PRIMARY KEY,
-	    stream       TEXT NOT NULL,
-	    type         TEXT NOT NULL,
-	    payload      TEXT NOT NULL,
-	    traceparent  TEXT NOT NULL DEFAULT '',
-	    tracestate   TEXT NOT NULL DEFAULT '',
-	    occurred_at  TIMESTAMPTZ NOT NULL,
-	    published_at TIMESTAMPTZ
-	)`,
-	`CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL`,
-	`CREATE TABLE inbox (
-	    message_id   UUID PRIMARY KEY,
-	    type         TEXT NOT NULL,
-	    processed_at TIMESTAMPTZ NOT NULL
-	)`,
-	`CREATE INDEX inbox_processed_at ON inbox (processed_at)`,
-}
 
 // Database is one database a test runs on.
 type Database struct {
@@ -73,7 +54,8 @@ func SQLite(t testing.TB, extra ...string) *bun.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	exec(t, db, append(Schema, extra...)...)
+	migrate(t, db)
+	exec(t, db, extra...)
 	return db
 }
 
@@ -125,8 +107,17 @@ func Postgres(t testing.TB, extra ...string) (*bun.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	exec(t, db, append(Schema, extra...)...)
+	migrate(t, db)
+	exec(t, db, extra...)
 	return db, u.String()
+}
+
+// migrate creates the outbox and inbox tables as the services do.
+func migrate(t testing.TB, db *bun.DB) {
+	t.Helper()
+	if _, err := database.Migrate(context.Background(), db, messaging.Migrations); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
 }
 
 func exec(t testing.TB, db *bun.DB, stmts ...string) {
@@ -214,17 +205,16 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
-// Eventually polls cond every few milliseconds until it holds, and fails
-// the test with msg if it does not within timeout.
+// Eventually polls cond until it holds, and fails the test with msg if it
+// does not within timeout (see polltest.Until).
 func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, msg)
+	polltest.Until(t, timeout, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return errors.New(msg)
+	})
 }
 
 // Await receives from ch, and fails the test with msg if nothing comes

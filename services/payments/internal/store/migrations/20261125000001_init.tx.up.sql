@@ -34,36 +34,3 @@ CREATE TABLE payments (
     reason     TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
-
---bun:split
-
-CREATE TABLE outbox (
-    id           UUID PRIMARY KEY,
-    stream       TEXT NOT NULL,
-    type         TEXT NOT NULL,
-    payload      TEXT NOT NULL,
-    traceparent  TEXT NOT NULL DEFAULT '',
-    tracestate   TEXT NOT NULL DEFAULT '',
-    occurred_at  TIMESTAMPTZ NOT NULL,
-    published_at TIMESTAMPTZ
-);
-
---bun:split
-
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-
---bun:split
-
-CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
-
---bun:split
-
-CREATE TABLE inbox (
-    message_id   UUID PRIMARY KEY,
-    type         TEXT NOT NULL,
-    processed_at TIMESTAMPTZ NOT NULL
-);
-
---bun:split
-
-CREATE INDEX inbox_processed_at ON inbox (processed_at);

@@ -1,0 +1,264 @@
+// Package stack runs the whole shop in one process: gateway, payments and
+// orders, on the databases and Redis its Options name, or on embedded
+// SQLite files and an embedded Redis server. The devstack command (make run)
+// and the tests that need a running shop share it.
+package stack
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	gateway "shop/services/gateway/app"
+	orders "shop/services/orders/app"
+	payments "shop/services/payments/app"
+	"shop/services/platform/config"
+	"shop/services/platform/service"
+	"shop/services/platform/telemetry"
+)
+
+// Options say where each service listens and what it stores in. The zero
+// value runs on free loopback ports, embedded stores and a temporary data
+// directory.
+type Options struct {
+	// GatewayAddr, PaymentsAddr and OrdersAddr are the listen addresses
+	// (default "127.0.0.1:0": a free port).
+	GatewayAddr, PaymentsAddr, OrdersAddr string
+	// OrdersDatabaseURL and PaymentsDatabaseURL name the databases
+	// (default: SQLite files in DataDir).
+	OrdersDatabaseURL, PaymentsDatabaseURL string
+	// RedisURL names the Redis of the streams (default: an embedded server).
+	RedisURL string
+	// DataDir keeps the SQLite files (default: a temporary directory,
+	// removed when the shop stops).
+	DataDir string
+	// LogLevel, ConsumerName and ShutdownTimeout go to every service
+	// (defaults: their configuration's).
+	LogLevel        slog.Level
+	ConsumerName    string
+	ShutdownTimeout time.Duration
+	// Telemetry gives each service its providers (default
+	// telemetry.ForService, so that each appears under its own name).
+	Telemetry func(ctx context.Context, service string) (telemetry.Providers, error)
+}
+
+// Shop is a running shop.
+type Shop struct {
+	// GatewayURL, PaymentsURL and OrdersURL are the services' base URLs.
+	GatewayURL, PaymentsURL, OrdersURL string
+	// DataDir holds the SQLite files, "" when both databases are external.
+	DataDir string
+
+	done chan struct{}
+	err  error
+}
+
+// Start starts the three services and returns once all of them listen. The
+// shop runs until ctx ends or one service fails, which stops the others;
+// Wait returns then.
+func Start(ctx context.Context, opts Options) (*Shop, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var cleanup []func()
+	fail := func(err error) (*Shop, error) {
+		cancel()
+		for _, f := range cleanup {
+			f()
+		}
+		return nil, err
+	}
+	// 1. The data directory for the SQLite databases.
+	if opts.DataDir == "" && (opts.OrdersDatabaseURL == "" || opts.PaymentsDatabaseURL == "") {
+		dir, err := os.MkdirTemp("", "shop-devstack-")
+		if err != nil {
+			return fail(err)
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+		opts.DataDir = dir
+	}
+	if opts.OrdersDatabaseURL == "" {
+		opts.OrdersDatabaseURL = "sqlite:" + filepath.Join(opts.DataDir, "orders.db")
+	}
+	if opts.PaymentsDatabaseURL == "" {
+		opts.PaymentsDatabaseURL = "sqlite:" + filepath.Join(opts.DataDir, "payments.db")
+	}
+
+	// 2. The embedded Redis server, unless one is given.
+	if opts.RedisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fail(fmt.Errorf("start embedded Redis: %w", err))
+		}
+		cleanup = append(cleanup, mr.Close)
+		opts.RedisURL = "redis://" + mr.Addr() + "/0"
+		slog.Info("embedded Redis server started", "url", opts.RedisURL)
+	}
+
+	// 3. Telemetry. The OpenTelemetry globals are one per process, but a
+	// trace must show three services, not one "devstack": so each service
+	// gets providers of its own, whose resource names it (gateway, orders,
+	// payments), and is handed them in its configuration, as a binary's
+	// service would use the globals. Exporters and sampling come from the
+	// same OTEL_* environment; cli.Main's shutdown flushes them all.
+	if opts.Telemetry == nil {
+		opts.Telemetry = telemetry.ForService
+	}
+	tel := map[string]telemetry.Providers{}
+	for _, name := range []string{"gateway", "orders", "payments"} {
+		p, err := opts.Telemetry(ctx, name)
+		if err != nil {
+			return fail(err)
+		}
+		tel[name] = p
+	}
+
+	// 4. Payments and orders, then the gateway in front of them; when one
+	// stops, all do.
+	s := &Shop{DataDir: opts.DataDir, done: make(chan struct{})}
+	r := runner{stop: cancel, errc: make(chan error, 3)}
+	svc := func(addr, dbURL string, p telemetry.Providers) (service.Config, error) {
+		var c service.Config
+		err := config.Defaults(&c)
+		c.HTTPAddr, c.DatabaseURL, c.RedisURL, c.Telemetry = listenAddr(addr), dbURL, opts.RedisURL, p
+		c.LogLevel = opts.LogLevel
+		if opts.ConsumerName != "" {
+			c.ConsumerName = opts.ConsumerName
+		}
+		if opts.ShutdownTimeout > 0 {
+			c.ShutdownTimeout = opts.ShutdownTimeout
+		}
+		return c, err
+	}
+	paymentsCfg, err := svc(opts.PaymentsAddr, opts.PaymentsDatabaseURL, tel["payments"])
+	if err != nil {
+		return fail(err)
+	}
+	ordersCfg, err := svc(opts.OrdersAddr, opts.OrdersDatabaseURL, tel["orders"])
+	if err != nil {
+		return fail(err)
+	}
+	paymentsAt := r.start(ctx, "payments", func(ctx context.Context, on func(net.Addr)) error {
+		paymentsCfg.OnListen = on
+		return payments.Run(ctx, paymentsCfg)
+	})
+	ordersAt := r.start(ctx, "orders", func(ctx context.Context, on func(net.Addr)) error {
+		ordersCfg.OnListen = on
+		return orders.Run(ctx, ordersCfg)
+	})
+	if s.PaymentsURL, err = r.await("payments", paymentsAt); err == nil {
+		s.OrdersURL, err = r.await("orders", ordersAt)
+	}
+	if err == nil {
+		var gw gateway.Config
+		err = config.Defaults(&gw)
+		gw.HTTPAddr, gw.OrdersURL, gw.PaymentsURL = listenAddr(opts.GatewayAddr), s.OrdersURL, s.PaymentsURL
+		gw.LogLevel, gw.Telemetry = opts.LogLevel, tel["gateway"]
+		if opts.ShutdownTimeout > 0 {
+			gw.ShutdownTimeout = opts.ShutdownTimeout
+		}
+		gatewayAt := r.start(ctx, "gateway", func(ctx context.Context, on func(net.Addr)) error {
+			gw.OnListen = on
+			return gateway.Run(ctx, gw)
+		})
+		if err == nil {
+			s.GatewayURL, err = r.await("gateway", gatewayAt)
+		}
+	}
+	go func() {
+		s.err = r.wait()
+		for _, f := range cleanup {
+			f()
+		}
+		close(s.done)
+	}()
+	if err != nil {
+		cancel()
+		<-s.done
+		return nil, err
+	}
+	return s, nil
+}
+
+// Wait waits until the shop has stopped and returns why, nil when its
+// context ended.
+func (s *Shop) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// runner runs the services, each in a goroutine, and stops all when one
+// stops.
+type runner struct {
+	stop    context.CancelFunc
+	errc    chan error
+	started int
+}
+
+// started reports a service's address, or its error if it stopped first.
+type started struct {
+	addr chan net.Addr
+	err  chan error
+}
+
+func (r *runner) start(ctx context.Context, name string, run func(context.Context, func(net.Addr)) error) started {
+	st := started{addr: make(chan net.Addr, 1), err: make(chan error, 1)}
+	r.started++
+	go func() {
+		err := run(ctx, func(a net.Addr) { st.addr <- a })
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = nil // stopped while starting: not a failure
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+		}
+		r.stop()
+		st.err <- err
+		r.errc <- err
+	}()
+	return st
+}
+
+// await returns the base URL of a service once it listens.
+func (r *runner) await(name string, st started) (string, error) {
+	select {
+	case a := <-st.addr:
+		return "http://" + loopback(a.String()), nil
+	case err := <-st.err:
+		return "", fmt.Errorf("%s stopped before it listened: %w", name, cmp.Or(err, context.Canceled))
+	}
+}
+
+// wait returns once every started service has stopped.
+func (r *runner) wait() error {
+	var errs []error
+	for range r.started {
+		errs = append(errs, <-r.errc)
+	}
+	return errors.Join(errs...)
+}
+
+func listenAddr(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
+}
+
+// loopback turns a listen address into one a client on this machine can use.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,190 @@
+// Package usecase is the orders service's application layer: one method per
+// use case (create an order, settle a batch of payment results, settle one
+// through the internal endpoint, read orders). Each owns its transaction,
+// the inbox record of the message it applies, the outbox rows it writes and
+// the wake-up of the relay after the commit; the status transition is
+// order.ApplyPayment, and the store only loads, locks and saves. The stream
+// consumer and the HTTP handlers both call these methods.
+package usecase
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"shop/services/contract"
+	"shop/services/orders/internal/order"
+	"shop/services/platform/database"
+	"shop/services/platform/inbox"
+	"shop/services/platform/messaging"
+	"shop/services/platform/outbox"
+	"shop/services/platform/stream"
+)
+
+// Store loads, locks and saves orders (store.Store).
+type Store interface {
+	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order) error
+	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
+	ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error)
+	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error)
+}
+
+// Outbox writes messages in the caller's transaction, and is told when they
+// are committed.
+type Outbox interface {
+	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
+	Notify(ctx context.Context)
+}
+
+// Deps are what the use cases work on.
+type Deps struct {
+	DB     *bun.DB
+	Orders Store
+	Outbox Outbox
+}
+
+// Config configures the use cases. The zero value is sensible.
+type Config struct {
+	// Creates tunes the group commit of new orders.
+	Creates database.GroupCommitConfig
+}
+
+// Orders are the orders service's use cases.
+type Orders struct {
+	d       Deps
+	creates *database.GroupCommit[order.Order]
+}
+
+// New returns the use cases on d.
+func New(d Deps, cfg Config) *Orders {
+	u := &Orders{d: d}
+	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert)
+	return u
+}
+
+// Result is a payment result as the orders service applies it.
+type Result struct {
+	OrderID uuid.UUID
+	Status  order.Status
+	Reason  string
+}
+
+// Create stores a new order and its payment request in one transaction:
+// both or neither. Orders created at the same time share the transaction
+// (a group commit), so under load one commit serves many of them.
+func (u *Orders) Create(ctx context.Context, o order.Order) error {
+	if err := u.creates.Do(ctx, o); err != nil {
+		return err
+	}
+	u.d.Outbox.Notify(ctx)
+	return nil
+}
+
+// insert writes a batch of new orders and their payment requests, each
+// request in the trace of the call that created its order, with one
+// statement for each table.
+func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[order.Order]) error {
+	orders := make([]order.Order, len(batch))
+	msgs := make([]outbox.Pending, len(batch))
+	for i, item := range batch {
+		o := item.Value
+		payload, err := json.Marshal(contract.PaymentRequested{OrderID: o.ID, UserID: o.UserID, Amount: o.Amount})
+		if err != nil {
+			return err
+		}
+		orders[i] = o
+		msgs[i] = outbox.Pending{Trace: item.Trace, Message: messaging.Message{
+			Stream: contract.PaymentRequestsStream, Type: contract.PaymentRequestedType, Payload: payload,
+		}}
+	}
+	if err := u.d.Orders.InsertAll(ctx, tx, orders); err != nil {
+		return err
+	}
+	_, err := u.d.Outbox.AddAll(ctx, tx, msgs)
+	return err
+}
+
+// Get returns the order with id.
+func (u *Orders) Get(ctx context.Context, id uuid.UUID) (order.Order, error) {
+	return u.d.Orders.Get(ctx, id)
+}
+
+// List returns up to limit orders of a user, newest first.
+func (u *Orders) List(ctx context.Context, userID int64, limit int) ([]order.Order, error) {
+	return u.d.Orders.ListByUser(ctx, userID, limit)
+}
+
+// Settle applies one payment result: the internal endpoint's entry into
+// the flow the stream feeds, with the same idempotency by message id. It
+// returns the order as the result left it; a message id seen before changes
+// nothing and returns the order as it is. A result for no order is an error
+// wrapping order.ErrNotFound, one that is no payment result wraps
+// order.ErrInvalidResult.
+func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (order.Order, error) {
+	var o order.Order
+	err := inbox.Process(ctx, u.d.DB, messageID, contract.PaymentCompletedType, func(ctx context.Context, tx bun.Tx) error {
+		orders, err := u.settleAll(ctx, tx, []Result{res})
+		if err != nil {
+			return err
+		}
+		o = orders[0]
+		return nil
+	})
+	if errors.Is(err, inbox.ErrDuplicate) {
+		return u.d.Orders.Get(ctx, res.OrderID)
+	}
+	return o, err
+}
+
+// HandleResults is the stream handler of payment results: it settles the
+// whole batch within tx, the consumer's transaction with the inbox records,
+// with two statements. A message that can never apply (malformed, not a
+// result, or for an order that does not exist) fails the batch with a
+// permanent error; the consumer then applies the messages one by one and
+// dead-letters only that one.
+func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+	results := make([]Result, len(batch))
+	for i, d := range batch {
+		res, err := decodeResult(d.Message)
+		if err != nil {
+			return stream.Permanent(fmt.Errorf("message %s: %w", d.ID, err))
+		}
+		results[i] = res
+	}
+	_, err := u.settleAll(ctx, tx, results)
+	if errors.Is(err, order.ErrNotFound) || errors.Is(err, order.ErrInvalidResult) {
+		return stream.Permanent(err)
+	}
+	return err
+}
+
+// decodeResult reads the payment result msg carries.
+func decodeResult(msg messaging.Message) (Result, error) {
+	if msg.Type != contract.PaymentCompletedType {
+		return Result{}, fmt.Errorf("unexpected message type %q", msg.Type)
+	}
+	var body contract.PaymentCompleted
+	if err := json.Unmarshal(msg.Payload, &body); err != nil {
+		return Result{}, fmt.Errorf("decode payload: %w", err)
+	}
+	return Result{OrderID: body.OrderID, Status: order.Status(body.Status), Reason: body.Reason}, nil
+}
+
+// settleAll applies payment results, in order, within tx, with one
+// UpdateAll for them all, and returns the orders as each result left them,
+// one per result. A result for an order an earlier one settled is a no-op.
+func (u *Orders) settleAll(ctx context.Context, tx bun.IDB, results []Result) ([]order.Order, error) {
+	ids := make([]uuid.UUID, len(results))
+	for i, res := range results {
+		ids[i] = res.OrderID
+	}
+	now := time.Now().UTC()
+	return u.d.Orders.UpdateAll(ctx, tx, ids, func(i int, o *order.Order) (bool, error) {
+		return o.ApplyPayment(results[i].Status, results[i].Reason, now)
+	})
+}

@@ -1,0 +1,214 @@
+// Package usecase is the payments service's application layer: one method
+// per use case (pay for a batch of orders, pay for one through the internal
+// endpoint, open an account, top it up, read a balance). Each owns its
+// transaction, the inbox record of the message it applies, the outbox rows
+// it writes and the wake-up of the relay after the commit; the rule itself
+// is payment.Decide, and the stores only load, lock and save. The stream
+// consumer and the HTTP handlers both call these methods.
+package usecase
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"shop/services/contract"
+	"shop/services/payments/internal/account"
+	"shop/services/payments/internal/payment"
+	"shop/services/platform/inbox"
+	"shop/services/platform/messaging"
+	"shop/services/platform/money"
+	"shop/services/platform/outbox"
+	"shop/services/platform/stream"
+	"shop/services/platform/telemetry"
+)
+
+// Ledger pays for orders within a transaction the caller owns, deciding
+// each with decide (see store.Store.PayAll), and reads recorded outcomes.
+type Ledger interface {
+	PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request, decide func(*payment.Payer, payment.Request) payment.Result) ([]payment.Outcome, error)
+	Outcome(ctx context.Context, orderID uuid.UUID) (payment.Result, error)
+}
+
+// Outbox writes messages in the caller's transaction, and is told when they
+// are committed.
+type Outbox interface {
+	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
+	Notify(ctx context.Context)
+}
+
+// Deps are what the use cases work on.
+type Deps struct {
+	DB       *bun.DB
+	Accounts account.Store
+	Ledger   Ledger
+	Outbox   Outbox
+}
+
+// Config configures the use cases. The zero value is sensible.
+type Config struct {
+	// Telemetry receives the payment outcome counts (default: the global
+	// providers).
+	Telemetry telemetry.Providers
+}
+
+// Payments are the payments service's use cases.
+type Payments struct {
+	d        Deps
+	outcomes metric.Int64Counter
+}
+
+// New returns the use cases on d.
+func New(d Deps, cfg Config) *Payments {
+	// The API's error is only for an invalid name, which this is not.
+	outcomes, _ := cfg.Telemetry.MeterProvider().Meter("shop/services/payments/payment").Int64Counter("payments.outcomes",
+		metric.WithUnit("{payment}"),
+		metric.WithDescription("Payments decided, by status (FINISHED or CANCELLED) and decline reason"))
+	return &Payments{d: d, outcomes: outcomes}
+}
+
+// OpenAccount opens an account with a zero balance.
+func (p *Payments) OpenAccount(ctx context.Context, userID int64) (account.Account, error) {
+	return p.d.Accounts.Create(ctx, userID)
+}
+
+// TopUp adds amount to a user's balance.
+func (p *Payments) TopUp(ctx context.Context, userID int64, amount money.Positive) (account.Account, error) {
+	return p.d.Accounts.TopUp(ctx, userID, amount)
+}
+
+// Balance returns a user's account.
+func (p *Payments) Balance(ctx context.Context, userID int64) (account.Account, error) {
+	return p.d.Accounts.Get(ctx, userID)
+}
+
+// Pay pays for one order: the internal endpoint's entry into the flow the
+// stream feeds, with the same idempotency by message id. A message id seen
+// before changes nothing and reports the order's recorded result with
+// duplicate true. An invalid request is an error wrapping
+// payment.ErrInvalid.
+func (p *Payments) Pay(ctx context.Context, messageID uuid.UUID, req payment.Request) (res payment.Result, duplicate bool, err error) {
+	if err := req.Validate(); err != nil {
+		return res, false, err
+	}
+	err = inbox.Process(ctx, p.d.DB, messageID, contract.PaymentRequestedType, func(ctx context.Context, tx bun.Tx) error {
+		results, err := p.payAll(ctx, tx, []traced{{span: trace.SpanContextFromContext(ctx), req: req}})
+		if err != nil {
+			return err
+		}
+		res = results[0]
+		return nil
+	})
+	if errors.Is(err, inbox.ErrDuplicate) {
+		res, err = p.d.Ledger.Outcome(ctx, req.OrderID)
+		return res, true, err
+	}
+	if err != nil {
+		return res, false, err
+	}
+	p.d.Outbox.Notify(ctx)
+	return res, false, nil
+}
+
+// HandleRequests is the stream handler of payment requests: it pays for
+// the whole batch within tx, the consumer's transaction with the inbox
+// records, with a few statements; the consumer wakes the relay after the
+// commit. A message that can never be paid (malformed, or invalid) fails
+// the batch with a permanent error; the consumer then applies each message
+// alone, and only that one is dead-lettered.
+func (p *Payments) HandleRequests(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+	reqs := make([]traced, len(batch))
+	for i, d := range batch {
+		req, err := decodeRequest(d.Message)
+		if err != nil {
+			return stream.Permanent(fmt.Errorf("message %s: %w", d.ID, err))
+		}
+		reqs[i] = traced{span: d.Trace, req: req}
+	}
+	_, err := p.payAll(ctx, tx, reqs)
+	return err
+}
+
+// traced is a request with the trace it arrived in, where its result goes
+// out.
+type traced struct {
+	span trace.SpanContext
+	req  payment.Request
+}
+
+// decodeRequest reads the payment request msg carries.
+func decodeRequest(msg messaging.Message) (payment.Request, error) {
+	if msg.Type != contract.PaymentRequestedType {
+		return payment.Request{}, fmt.Errorf("unexpected message type %q", msg.Type)
+	}
+	var body contract.PaymentRequested
+	if err := json.Unmarshal(msg.Payload, &body); err != nil {
+		return payment.Request{}, fmt.Errorf("decode payload: %w", err)
+	}
+	req := payment.Request{OrderID: body.OrderID, UserID: body.UserID, Amount: body.Amount}
+	return req, req.Validate()
+}
+
+// payAll pays for the orders of reqs within tx and writes the result of
+// each newly decided one to the outbox in the same transaction, in the
+// trace of its request.
+func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]payment.Result, error) {
+	plain := make([]payment.Request, len(reqs))
+	for i, r := range reqs {
+		plain[i] = r.req
+	}
+	outcomes, err := p.d.Ledger.PayAll(ctx, tx, plain, payment.Decide)
+	if err != nil {
+		return nil, fmt.Errorf("pay for %d orders: %w", len(reqs), err)
+	}
+	results := make([]payment.Result, len(outcomes))
+	var msgs []outbox.Pending
+	for i, o := range outcomes {
+		results[i] = o.Result
+		if o.Existing {
+			continue // the result was sent when the order was first paid
+		}
+		payload, err := json.Marshal(contract.PaymentCompleted{
+			OrderID: o.OrderID, Status: contract.PaymentStatus(o.Status), Reason: o.Reason,
+		})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, outbox.Pending{Trace: reqs[i].span, Message: messaging.Message{
+			Stream: contract.PaymentResultsStream, Type: contract.PaymentCompletedType, Payload: payload,
+		}})
+	}
+	if _, err := p.d.Outbox.AddAll(ctx, tx, msgs); err != nil {
+		return nil, err
+	}
+	// Counted when decided; a transaction that then fails to commit is
+	// retried and counted again, which is rare enough for a rate.
+	for i, o := range outcomes {
+		if !o.Existing {
+			p.outcomes.Add(trace.ContextWithSpanContext(ctx, reqs[i].span), 1, metric.WithAttributes(
+				attribute.String("payment.status", string(o.Status)),
+				attribute.String("payment.reason", reasonLabel(o.Reason))))
+		}
+	}
+	return results, nil
+}
+
+// reasonLabel keeps the reason attribute to a known, small set.
+func reasonLabel(reason string) string {
+	switch reason {
+	case "":
+		return "none"
+	case payment.ReasonInsufficientFunds:
+		return "insufficient_funds"
+	case payment.ReasonNoAccount:
+		return "no_account"
+	}
+	return "other"
+}
