@@ -24,6 +24,7 @@ test: ## run every test (PostgreSQL and Redis from TEST_DATABASE_URL and TEST_RE
 	$(MAKE) jaeger || [ "$$CI" != true ]
 	go test -race -count=1 -timeout 20m $(PACKAGES)
 	$(MAKE) test-deploy
+	$(MAKE) test-kube
 
 jaeger: ## build the Jaeger the tests run (services/tools, outside go.work) into ~/.cache/shop
 	@cd services/tools && bin="$${XDG_CACHE_HOME:-$$HOME/.cache}/shop/jaeger-$$(awk '$$1 == "github.com/jaegertracing/jaeger" {print $$2}' go.mod)-$$(sha256sum go.sum | cut -c1-12)" && \
@@ -31,6 +32,14 @@ jaeger: ## build the Jaeger the tests run (services/tools, outside go.work) into
 
 test-deploy: ## render and check the Helm chart, kustomize and Tiltfile (own module, outside go.work)
 	cd services/deploytest && GOWORK=off go test -count=1 -timeout 10m ./...
+
+.PHONY: kube-bins test-kube
+
+kube-bins: ## build the etcd, kube-apiserver and kube-controller-manager the tests run into ~/.cache/shop (minutes, once per version)
+	cd services/kubeapitest && GOWORK=off go run ./cmd/kube-bins
+
+test-kube: kube-bins ## apply the chart and kustomize to a real kube-apiserver with Pod Security "restricted" (own module, outside go.work)
+	cd services/kubeapitest && GOWORK=off go test -count=1 -timeout 20m ./...
 
 cover: ## coverage per module, as a summary and coverage/<module>.html
 	@mkdir -p coverage
@@ -45,10 +54,12 @@ lint: ## go vet, gofmt and go mod tidy checks
 	@test -z "$$(gofmt -l services)" || { gofmt -l services; echo 'gofmt: the files above need formatting'; exit 1; }
 	@for m in $(MODULES); do (cd services/$$m && go mod tidy -diff) || { echo "go mod tidy: services/$$m is not tidy"; exit 1; }; done
 	cd services/deploytest && GOWORK=off go vet ./... && GOWORK=off go mod tidy -diff
+	cd services/kubeapitest && GOWORK=off go vet ./... && GOWORK=off go mod tidy -diff
 
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd services/$$m && go mod tidy) || exit 1; done
 	cd services/deploytest && GOWORK=off go mod tidy
+	cd services/kubeapitest && GOWORK=off go mod tidy
 
 docs-ui: ## refresh the embedded Swagger UI from npm (VERSION=x.y.z to pick one)
 	sh services/platform/docsui/update.sh $(VERSION)
