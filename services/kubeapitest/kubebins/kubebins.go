@@ -99,8 +99,8 @@ func Dir() (string, error) {
 	return filepath.Join(cache, "shop", name), nil
 }
 
-// Ensure returns the cached binaries, building those that are missing first (several minutes
-// and about 2.5 GB of memory on two cores when nothing is cached), with progress on log.
+// Ensure returns the cached binaries, building those that are missing first (when nothing is
+// cached, about 15 CPU-minutes and 2 GB of memory), with progress on log.
 func Ensure(ctx context.Context, log io.Writer) (Binaries, error) {
 	dir, err := Dir()
 	if err != nil {
