@@ -34,6 +34,7 @@ test: ## run every test (PostgreSQL and Redis from TEST_DATABASE_URL and TEST_RE
 	go test -race -count=1 -timeout 20m $$(go list $(PACKAGES) | grep '/e2e$$')
 	$(MAKE) test-deploy
 	$(MAKE) test-client
+	$(MAKE) test-kube
 
 jaeger: ## build the Jaeger the tests run (services/tools, outside go.work) into ~/.cache/shop
 	@cd services/tools && bin="$${XDG_CACHE_HOME:-$$HOME/.cache}/shop/jaeger-$$(awk '$$1 == "github.com/jaegertracing/jaeger" {print $$2}' go.mod)-$$(sha256sum go.sum | cut -c1-12)" && \
@@ -44,6 +45,14 @@ test-deploy: ## render and check the Helm chart, kustomize and Tiltfile (own mod
 
 test-client: ## drive the shop through a client generated from its spec with oapi-codegen (own module, outside go.work)
 	cd services/clienttest && GOWORK=off go test -count=1 -timeout 10m ./...
+
+.PHONY: kube-bins test-kube
+
+kube-bins: ## build the etcd, kube-apiserver and kube-controller-manager the tests run into ~/.cache/shop (minutes, once per version)
+	cd services/kubeapitest && GOWORK=off go run ./cmd/kube-bins
+
+test-kube: kube-bins ## apply the chart and kustomize to a real kube-apiserver with Pod Security "restricted" (own module, outside go.work)
+	cd services/kubeapitest && GOWORK=off go test -count=1 -timeout 20m ./...
 
 cover: ## coverage per module, as a summary and coverage/<module>.html
 	@mkdir -p coverage
@@ -59,6 +68,7 @@ lint: ## go vet, gofmt and go mod tidy checks
 	@for m in $(MODULES); do (cd services/$$m && go mod tidy -diff) || { echo "go mod tidy: services/$$m is not tidy"; exit 1; }; done
 	cd services/deploytest && GOWORK=off go vet ./... && GOWORK=off go mod tidy -diff
 	cd services/clienttest && GOWORK=off go vet ./... && GOWORK=off go mod tidy -diff
+	cd services/kubeapitest && GOWORK=off go vet ./... && GOWORK=off go mod tidy -diff
 	$(MAKE) lint-openapi
 
 spectral: ## install the pinned Spectral CLI from npm into ~/.cache/shop (needs npm)
@@ -78,6 +88,7 @@ tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd services/$$m && go mod tidy) || exit 1; done
 	cd services/deploytest && GOWORK=off go mod tidy
 	cd services/clienttest && GOWORK=off go mod tidy
+	cd services/kubeapitest && GOWORK=off go mod tidy
 
 docs-ui: ## refresh the embedded Swagger UI from npm (VERSION=x.y.z to pick one)
 	sh services/platform/docsui/update.sh $(VERSION)
