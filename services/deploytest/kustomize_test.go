@@ -175,6 +175,7 @@ func checkInfra(t *testing.T, m *manifest) {
 		checkRestrictedPod(t, w)
 	}
 	checkPostgres(t, m)
+	checkRedis(t, m)
 	checkCollector(t, m)
 	checkJaeger(t, m)
 	checkClaimsGoWithStatefulSets(t, m)
@@ -268,6 +269,48 @@ func checkPostgres(t *testing.T, m *manifest) {
 	pgdata, _ := envVar(c, "PGDATA")
 	if !strings.HasPrefix(pgdata.Value, "/var/lib/postgresql/data/") {
 		t.Errorf("PGDATA %q must be a subdirectory of the data volume", pgdata.Value)
+	}
+}
+
+// checkRedis: Redis carries the payment messages, so it keeps them across restarts in an
+// append-only file, fsynced every second, in the data volume (/data is the image's working
+// directory, where it writes the file).
+func checkRedis(t *testing.T, m *manifest) {
+	t.Helper()
+	r := find[appsv1.StatefulSet](m, "redis")
+	if r == nil {
+		return
+	}
+	c := r.Spec.Template.Spec.Containers[0]
+	cmd := append(slices.Clone(c.Command), c.Args...)
+	if len(cmd) == 0 || cmd[0] != "redis-server" {
+		t.Fatalf("redis: command %q, want redis-server with its settings", cmd)
+	}
+	settings := map[string]string{}
+	for i := 1; i+1 < len(cmd); i += 2 {
+		if !strings.HasPrefix(cmd[i], "--") {
+			t.Fatalf("redis: argument %q of %q is not a --setting value pair", cmd[i], cmd)
+		}
+		settings[strings.TrimPrefix(cmd[i], "--")] = cmd[i+1]
+	}
+	for k, want := range map[string]string{"appendonly": "yes", "appendfsync": "everysec"} {
+		if settings[k] != want {
+			t.Errorf("redis: --%s %q, want %q (in %q)", k, settings[k], want, cmd)
+		}
+	}
+	if dir, ok := settings["dir"]; ok && dir != "/data" {
+		t.Errorf("redis: --dir %q, want the data volume /data", dir)
+	}
+	data := ""
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath == "/data" {
+			data = vm.Name
+		}
+	}
+	claimed := slices.ContainsFunc(r.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == data })
+	ephemeral := slices.ContainsFunc(r.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == data && v.EmptyDir != nil })
+	if data == "" || claimed == ephemeral {
+		t.Errorf("redis data volume %q at /data: claimed=%v emptyDir=%v, want exactly one", data, claimed, ephemeral)
 	}
 }
 

@@ -1,11 +1,13 @@
 // Command shopctl is the shop's operator tool: it answers questions about
 // the running shop from the outside. `shopctl -h` lists its commands.
 //
-//	shopctl trace ORDER_ID   the order's trace from Jaeger, as a tree
+//	shopctl trace ORDER_ID     the order's trace from Jaeger, as a tree
+//	shopctl dlq list [STREAM]  the dead letters of the streams
+//	shopctl dlq replay STREAM  puts dead letters back on their stream
 //
 // Each command is an entry in commands: a name, a one-line summary, the
 // environment it reads and a run function with its own flags, so new ones
-// (dead letters, order forensics) are added beside trace.
+// (order forensics) are added beside trace and dlq.
 package main
 
 import (
@@ -42,7 +44,7 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-var commands = []command{traceCommand}
+var commands = []command{traceCommand, dlqCommand}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

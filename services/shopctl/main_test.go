@@ -166,6 +166,17 @@ func TestUsage(t *testing.T) {
 		{args: []string{"trace"}, code: 2, stderr: []string{"Usage: shopctl trace", "want exactly one ORDER_ID"}},
 		{args: []string{"trace", "not-a-uuid"}, code: 2, stderr: []string{`"not-a-uuid" is not a UUID`}},
 		{args: []string{"trace", "-nope", "x"}, code: 2, stderr: []string{"flag provided but not defined: -nope"}},
+		{args: []string{"-h"}, code: 0, stdout: []string{"dlq list [STREAM] | replay STREAM", "REDIS_URL"}},
+		{args: []string{"dlq", "-h"}, code: 0, stderr: []string{"Usage: shopctl dlq", "-redis", "-all", "-id", "-limit", "REDIS_URL", "inbox"}},
+		{args: []string{"dlq"}, code: 2, stderr: []string{"want list or replay"}},
+		{args: []string{"dlq", "purge"}, code: 2, stderr: []string{`unknown dlq command "purge"`}},
+		{args: []string{"dlq", "list", "a", "b"}, code: 2, stderr: []string{"at most one STREAM"}},
+		{args: []string{"dlq", "list", "-all"}, code: 2, stderr: []string{"-all and -id belong to replay"}},
+		{args: []string{"dlq", "replay", "s"}, code: 2, stderr: []string{"either -id ENTRY_ID… or -all"}},
+		{args: []string{"dlq", "replay", "s", "-all", "-id", "1-0"}, code: 2, stderr: []string{"either -id ENTRY_ID… or -all"}},
+		{args: []string{"dlq", "replay", "-all"}, code: 2, stderr: []string{"exactly one STREAM"}},
+		{args: []string{"dlq", "replay", "s", "-id", "abc"}, code: 2, stderr: []string{`"abc" is not a stream entry id`}},
+		{args: []string{"dlq", "list", "-redis", "nope://x"}, code: 2, stderr: []string{"Redis URL"}},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

@@ -45,6 +45,7 @@ func NewAPI(mux *http.ServeMux, title, description string) huma.API {
 	cfg.Transformers = nil
 	cfg.OpenAPI.OnAddOperation = append(cfg.OpenAPI.OnAddOperation, documentOperation, rememberAmounts)
 	api := humago.New(mux, cfg)
+	api.UseMiddleware(rejectBadText(api))
 	Tag(api, HealthTag, "Whether the service is up and ready.")
 	docs := docsui.Handler(title, "/openapi.json")
 	mux.Handle("GET /docs", docs)
