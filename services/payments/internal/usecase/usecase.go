@@ -212,34 +212,39 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 	// fails to commit is retried and counted again, which is rare enough
 	// for a rate, and its span is marked failed.
 	for i, o := range outcomes {
-		r := reqs[i]
-		annotate(r.work, r.req, o.Result, o.Existing)
-		if o.Existing {
-			continue
+		annotate(reqs[i].work, reqs[i].req, o.Result, o.Existing)
+		if !o.Existing {
+			p.decided(ctx, reqs[i], o.Result, balances[o.OrderID])
 		}
-		b := balances[o.OrderID]
-		event := []attribute.KeyValue{
-			shopattr.PaymentStatus.String(string(o.Status)),
-			shopattr.BalanceBefore.String(b[0].String()),
-			shopattr.BalanceAfter.String(b[1].String()),
-		}
-		if o.Reason != "" {
-			event = append(event, shopattr.PaymentReason.String(o.Reason))
-		}
-		r.work.AddEvent(shopattr.PaymentDecided, trace.WithAttributes(event...))
-		sctx := trace.ContextWithSpanContext(ctx, r.span)
-		p.outcomes.Add(sctx, 1, metric.WithAttributes(
-			attribute.String("payment.status", string(o.Status)),
-			attribute.String("payment.reason", reasonLabel(o.Reason))))
-		level := slog.LevelDebug
-		if o.Status != payment.Finished {
-			level = slog.LevelInfo
-		}
-		p.log.Log(sctx, level, "payment decided", shopattr.LogOrderID, o.OrderID, shopattr.LogUserID, r.req.UserID,
-			"amount", r.req.Amount, "status", o.Status, "reason", o.Reason,
-			"balance_before", b[0], "balance_after", b[1])
 	}
 	return results, nil
+}
+
+// decided records a new decision in the trace of its request: the
+// "payment decided" event with the payer's balance before and after
+// (balance), the outcome count, and a log line (info for a decline, debug
+// for a payment).
+func (p *Payments) decided(ctx context.Context, r traced, res payment.Result, balance [2]money.Amount) {
+	event := []attribute.KeyValue{
+		shopattr.PaymentStatus.String(string(res.Status)),
+		shopattr.BalanceBefore.String(balance[0].String()),
+		shopattr.BalanceAfter.String(balance[1].String()),
+	}
+	if res.Reason != "" {
+		event = append(event, shopattr.PaymentReason.String(res.Reason))
+	}
+	r.work.AddEvent(shopattr.PaymentDecided, trace.WithAttributes(event...))
+	ctx = trace.ContextWithSpanContext(ctx, r.span)
+	p.outcomes.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("payment.status", string(res.Status)),
+		attribute.String("payment.reason", reasonLabel(res.Reason))))
+	level := slog.LevelDebug
+	if res.Status != payment.Finished {
+		level = slog.LevelInfo
+	}
+	p.log.Log(ctx, level, "payment decided", shopattr.LogOrderID, res.OrderID, shopattr.LogUserID, r.req.UserID,
+		"amount", r.req.Amount, "status", res.Status, "reason", res.Reason,
+		"balance_before", balance[0], "balance_after", balance[1])
 }
 
 // annotate puts on span what became of req: a declined payment is an
