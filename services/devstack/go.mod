@@ -12,6 +12,7 @@ require (
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
+	shop/services/contract v0.0.0
 	shop/services/gateway v0.0.0
 	shop/services/orders v0.0.0
 	shop/services/payments v0.0.0
@@ -88,7 +89,6 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
-	shop/services/contract v0.0.0 // indirect
 )
 
 replace (

@@ -45,15 +45,17 @@ func TestDLQReplayOfARealDeadLetter(t *testing.T) {
 	broken.Store(true)
 	var mu sync.Mutex
 	applied := map[uuid.UUID]int{}
-	handler := stream.Each(func(_ context.Context, _ bun.Tx, msg messaging.Message) error {
-		if broken.Load() {
-			return stream.Permanent(fmt.Errorf("order of %s not found", msg.ID))
+	handler := func(_ context.Context, _ bun.Tx, batch []stream.Delivery) error {
+		for _, d := range batch {
+			if broken.Load() {
+				return stream.Permanent(fmt.Errorf("order of %s not found", d.Message.ID))
+			}
+			mu.Lock()
+			applied[d.Message.ID]++
+			mu.Unlock()
 		}
-		mu.Lock()
-		applied[msg.ID]++
-		mu.Unlock()
 		return nil
-	})
+	}
 	c := stream.NewConsumer(db, rdb, stream.ConsumerConfig{
 		Stream: s, Group: "orders", Name: "c1", Block: 20 * time.Millisecond,
 		ClaimIdle: time.Second, ClaimInterval: 50 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,

@@ -81,6 +81,9 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
+	shop/services/contract v0.0.0
 )
 
 replace shop/services/platform => ../platform
+
+replace shop/services/contract => ../contract

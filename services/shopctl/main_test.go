@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"shop/services/contract/shopattr"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func TestTracePrintsTheOrdersTree(t *testing.T) {
 	sendOTLP(t, j, traceID, []span{
 		{"gateway", "POST /orders", ids["gw"], "", ms(0), ms(12), nil},
 		{"gateway", "HTTP POST", ids["call"], ids["gw"], ms(1), ms(11), nil},
-		{"orders", "POST /orders", ids["orders"], ids["call"], ms(2), ms(10), map[string]string{"order.id": orderID.String()}},
+		{"orders", "POST /orders", ids["orders"], ids["call"], ms(2), ms(10), map[string]string{string(shopattr.OrderID): orderID.String()}},
 		{"orders", "outbox insert", ids["insert"], ids["orders"], ms(3), ms(4), nil},
 		{"orders", "payments.requests publish", ids["publish"], ids["insert"], ms(20), ms(21.5), nil},
 		{"payments", "payments.requests process", ids["process"], ids["publish"], ms(25), ms(1325), nil},
@@ -93,7 +94,7 @@ func TestTracePrintsTheOrdersTree(t *testing.T) {
 	})
 	other := randomHex(16)
 	sendOTLP(t, j, other, []span{
-		{"orders", "POST /orders", randomHex(8), "", ms(0), ms(5), map[string]string{"order.id": uuid.Must(uuid.NewV7()).String()}},
+		{"orders", "POST /orders", randomHex(8), "", ms(0), ms(5), map[string]string{string(shopattr.OrderID): uuid.Must(uuid.NewV7()).String()}},
 	})
 
 	var out, errOut bytes.Buffer

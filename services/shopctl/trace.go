@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"shop/services/contract/shopattr"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ var traceCommand = command{
 	summary: "print the order's trace from Jaeger as a tree",
 	help: "Prints the order's trace from Jaeger's query API as an indented tree: each span's service,\n" +
 		"operation, duration and start offset from the beginning of the trace. The trace is the one\n" +
-		"whose orders span \"POST /orders\" carries the tag order.id=ORDER_ID.",
+		"whose orders span \"POST /orders\" carries the tag " + string(shopattr.OrderID) + "=ORDER_ID.",
 	env: []envVar{jaegerURL},
 	run: runTrace,
 }
@@ -50,7 +51,7 @@ func runTrace(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Wr
 	}
 	c := &tracetree.Client{BaseURL: *base}
 	t, err := c.Find(ctx, tracetree.Query{
-		Service: "orders", Operation: "POST /orders", Key: "order.id", Value: id.String(), Start: start, End: end,
+		Service: "orders", Operation: "POST /orders", Key: string(shopattr.OrderID), Value: id.String(), Start: start, End: end,
 	})
 	if errors.Is(err, tracetree.ErrNotFound) {
 		return fmt.Errorf("Jaeger at %s holds no trace of order %s (is the shop sending its traces there?)", *base, id)

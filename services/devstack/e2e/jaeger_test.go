@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"shop/services/contract/shopattr"
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/jaegertest"
 	"shop/services/platform/polltest"
@@ -80,13 +81,8 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 		return nil
 	})
 	// What shopctl trace searches: the orders span tagged with the order id.
-	var byOrder struct {
-		Data []jaegerTrace `json:"data"`
-	}
-	tags := url.QueryEscape(`{"order.id":"` + created.ID + `"}`)
-	if !jaegerGet(t, jaeger, "/api/traces?limit=20&lookback=1h&service=orders&operation=POST%20/orders&tags="+tags, &byOrder) ||
-		len(byOrder.Data) != 1 || byOrder.Data[0].TraceID != traceID {
-		t.Errorf("searching Jaeger for order.id=%s finds %d traces, want trace %s", created.ID, len(byOrder.Data), traceID)
+	if found := jaegerByOrderID(t, jaeger, "orders", created.ID); len(found) != 1 || found[0].TraceID != traceID {
+		t.Errorf("searching Jaeger for %s=%s finds %d traces, want trace %s", shopattr.OrderID, created.ID, len(found), traceID)
 	}
 	// What the README tells a reader to click: service gateway, Find Traces.
 	if !jaegerFinds(t, jaeger, "gateway", "POST /orders", traceID) {
@@ -95,6 +91,84 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 	// The gateway's request log line carries the same trace id.
 	if !strings.Contains(gateway.Output(), `"trace_id":"`+traceID+`"`) {
 		t.Errorf("no gateway log line with trace_id %s:\n%s", traceID, gateway.Output())
+	}
+
+	// What the README's "Find an order's trace" tells a reader: with only
+	// an order id, search by tag, and read who paid what and how it ended.
+	var declined order
+	c.mustCall(t, "POST", gateway.URL+"/orders", map[string]any{"user_id": 1, "amount": "100.00"}, &declined)
+	if o := waitStatus(t, c, gateway.URL, declined.ID, 10*time.Second); o.Status != "CANCELLED" {
+		t.Fatalf("order is %s, want CANCELLED", o.Status)
+	}
+	for _, tt := range []struct {
+		order   order
+		traceID string // "" when the test does not know it
+		status  string
+		reason  string
+		balance [2]string
+	}{
+		{created, traceID, "FINISHED", "", [2]string{"10.00", "7.50"}},
+		{declined, "", "CANCELLED", "insufficient funds", [2]string{"7.50", "7.50"}},
+	} {
+		t.Run(tt.status, func(t *testing.T) {
+			var tr jaegerTrace
+			polltest.Until(t, 30*time.Second, func() error {
+				found := jaegerByOrderID(t, jaeger, "payments", tt.order.ID)
+				if len(found) != 1 {
+					return fmt.Errorf("searching service payments by tag %s=%s finds %d traces, want 1", shopattr.OrderID, tt.order.ID, len(found))
+				}
+				tr = found[0]
+				if tr.span("orders", "payments.results process") == nil || tr.span("gateway", "POST /orders") == nil {
+					return fmt.Errorf("trace %s is not complete yet: %v", tr.TraceID, tr.operations())
+				}
+				return nil
+			})
+			if tt.traceID != "" && tr.TraceID != tt.traceID {
+				t.Errorf("the search by order id finds trace %s, want %s", tr.TraceID, tt.traceID)
+			}
+			for _, svc := range []string{"gateway", "orders"} {
+				if found := jaegerByOrderID(t, jaeger, svc, tt.order.ID); len(found) != 1 || found[0].TraceID != tr.TraceID {
+					t.Errorf("searching service %s by order id finds %d traces, want trace %s", svc, len(found), tr.TraceID)
+				}
+			}
+			want := map[string]string{
+				string(shopattr.OrderID): tt.order.ID, string(shopattr.UserID): "1", string(shopattr.Amount): tt.order.Amount,
+				string(shopattr.PaymentStatus): tt.status,
+			}
+			if tt.reason != "" {
+				want[string(shopattr.PaymentReason)] = tt.reason
+			}
+			pay := tr.span("payments", "payments.requests process")
+			checkTags(t, "payments.requests process", pay.tags(), want)
+			if pay.tags()["error"] != "" {
+				t.Errorf("payments.requests process is marked an error: %v", pay.tags())
+			}
+			event := map[string]string{
+				string(shopattr.PaymentStatus): tt.status,
+				string(shopattr.BalanceBefore): tt.balance[0], string(shopattr.BalanceAfter): tt.balance[1],
+			}
+			if tt.reason != "" {
+				event[string(shopattr.PaymentReason)] = tt.reason
+			}
+			checkTags(t, "event "+shopattr.PaymentDecided, pay.event(shopattr.PaymentDecided), event)
+			settle := tr.span("orders", "payments.results process")
+			checkTags(t, "payments.results process", settle.tags(), map[string]string{
+				string(shopattr.OrderID): tt.order.ID, string(shopattr.OrderStatus): tt.status,
+			})
+			checkTags(t, "event "+shopattr.OrderSettled, settle.event(shopattr.OrderSettled), map[string]string{string(shopattr.OrderStatus): tt.status})
+			checkTags(t, "orders POST /orders", tr.span("orders", "POST /orders").tags(), map[string]string{
+				string(shopattr.OrderID): tt.order.ID, string(shopattr.UserID): "1", string(shopattr.Amount): tt.order.Amount,
+			})
+		})
+	}
+}
+
+func checkTags(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s = %q, want %q (all: %v)", what, k, got[k], v, got)
+		}
 	}
 }
 
@@ -141,6 +215,21 @@ func jaegerFinds(t *testing.T, j *jaegertest.Jaeger, service, operation, id stri
 	return slices.ContainsFunc(out.Data, func(tr jaegerTrace) bool { return tr.TraceID == id })
 }
 
+// byOrderID searches service's traces by the tag shop.order.id=id, as the
+// README tells a reader to.
+func jaegerByOrderID(t *testing.T, j *jaegertest.Jaeger, service, id string) []jaegerTrace {
+	t.Helper()
+	var out struct {
+		Data []jaegerTrace `json:"data"`
+	}
+	tags, _ := json.Marshal(map[string]string{string(shopattr.OrderID): id})
+	q := url.Values{"service": {service}, "lookback": {"1h"}, "limit": {"20"}, "tags": {string(tags)}}
+	if !jaegerGet(t, j, "/api/traces?"+q.Encode(), &out) {
+		return nil
+	}
+	return out.Data
+}
+
 func jaegerGet(t *testing.T, j *jaegertest.Jaeger, path string, out any) bool {
 	t.Helper()
 	resp, err := http.Get(j.QueryURL() + path)
@@ -162,14 +251,64 @@ func jaegerGet(t *testing.T, j *jaegertest.Jaeger, path string, out any) bool {
 
 // jaegerTrace is the part of a trace in Jaeger's HTTP API the test reads.
 type jaegerTrace struct {
-	TraceID string `json:"traceID"`
-	Spans   []struct {
-		OperationName string `json:"operationName"`
-		ProcessID     string `json:"processID"`
-	} `json:"spans"`
+	TraceID   string       `json:"traceID"`
+	Spans     []jaegerSpan `json:"spans"`
 	Processes map[string]struct {
 		ServiceName string `json:"serviceName"`
 	} `json:"processes"`
+}
+
+type jaegerSpan struct {
+	OperationName string      `json:"operationName"`
+	ProcessID     string      `json:"processID"`
+	Tags          []jaegerTag `json:"tags"`
+	Logs          []struct {
+		Fields []jaegerTag `json:"fields"`
+	} `json:"logs"`
+}
+
+type jaegerTag struct {
+	Key   string `json:"key"`
+	Value any    `json:"value"`
+}
+
+func tagMap(tags []jaegerTag) map[string]string {
+	m := map[string]string{}
+	for _, tag := range tags {
+		m[tag.Key] = fmt.Sprint(tag.Value)
+	}
+	return m
+}
+
+// span returns the first span of service named operation, or nil.
+func (tr jaegerTrace) span(service, operation string) *jaegerSpan {
+	for i, s := range tr.Spans {
+		if s.OperationName == operation && tr.Processes[s.ProcessID].ServiceName == service {
+			return &tr.Spans[i]
+		}
+	}
+	return nil
+}
+
+func (s *jaegerSpan) tags() map[string]string {
+	if s == nil {
+		return nil
+	}
+	return tagMap(s.Tags)
+}
+
+// event returns the fields of the span event (a log, in Jaeger) named
+// name, or nil.
+func (s *jaegerSpan) event(name string) map[string]string {
+	if s == nil {
+		return nil
+	}
+	for _, l := range s.Logs {
+		if f := tagMap(l.Fields); f["event"] == name {
+			return f
+		}
+	}
+	return nil
 }
 
 func (tr jaegerTrace) operations() map[string][]string {

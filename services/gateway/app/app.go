@@ -117,6 +117,7 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	var h http.Handler = web.WithProblems(mux)
 	h = proxy.HideInternal(h)
 	h = web.WithRequestID(h)
+	h = withOrderID(h)
 	// A server span per request (health probes aside), named by route,
 	// whose context otelhttp's transport carries to the service.
 	h = web.Observe(h, mux, tel)

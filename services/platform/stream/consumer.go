@@ -35,6 +35,24 @@ import (
 type Delivery struct {
 	Trace trace.SpanContext
 	messaging.Message
+
+	span trace.Span
+}
+
+// NewDelivery returns the delivery of msg under its process span.
+func NewDelivery(span trace.Span, msg messaging.Message) Delivery {
+	return Delivery{Trace: span.SpanContext(), Message: msg, span: span}
+}
+
+// Span is the delivery's process span, where the handler records what it
+// learned from and did with this message (attributes, events): each
+// message of a batch has its own. A Delivery built without one returns a
+// span that records nothing.
+func (d Delivery) Span() trace.Span {
+	if d.span != nil {
+		return d.span
+	}
+	return trace.SpanFromContext(trace.ContextWithSpanContext(context.Background(), d.Trace))
 }
 
 // Handler applies a batch of messages, in stream order, within tx: the
@@ -269,9 +287,7 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		}
 		return failed
 	}
-	start := time.Now()
 	err := c.apply(ctx, msgs)
-	c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
 	if err != nil {
 		c.log.WarnContext(ctx, "batch rolled back, applying its messages one by one", "size", len(batch), "error", err)
 		for _, entry := range batch {
@@ -380,9 +396,7 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 	if n > 1 {
 		c.metrics.redelivered.Add(ctx, 1, c.attrs())
 	}
-	start := time.Now()
 	err = c.apply(ctx, []messaging.Message{msg})
-	c.metrics.duration.Record(ctx, time.Since(start).Seconds(), c.attrs(errorType(err)...))
 	if err == nil {
 		c.metrics.processed.Add(ctx, 1, c.attrs())
 	} else {
@@ -411,9 +425,11 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 
 // apply runs the handler for msgs in one transaction with their inbox
 // records, each message under a process span that is a child of the
-// relay's publish span. A message processed before is a success that
-// changes nothing.
+// relay's publish span, and records the run's duration in the trace of the
+// first message (the exemplar of a slow bucket leads to it). A message
+// processed before is a success that changes nothing.
 func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err error) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
 	batch := make([]Delivery, len(msgs))
@@ -425,10 +441,11 @@ func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err err
 		if i == 0 {
 			first = mctx
 		}
-		batch[i], spans[i] = Delivery{Trace: span.SpanContext(), Message: msg}, span
+		batch[i], spans[i] = NewDelivery(span, msg), span
 		entries[i] = inbox.Entry{ID: msg.ID, Type: msg.Type}
 	}
 	defer func() {
+		c.metrics.duration.Record(first, time.Since(start).Seconds(), c.attrs(errorType(err)...))
 		for _, span := range spans {
 			if err != nil {
 				span.RecordError(err)

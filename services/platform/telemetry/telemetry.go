@@ -279,7 +279,9 @@ func otlpMetricExporter(ctx context.Context) (sdkmetric.Exporter, error) {
 // process's registry, and starts the /metrics server on
 // OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT (default
 // localhost:9464) with the first. Every series carries service_name, so the
-// services of one process do not collide.
+// services of one process do not collide. A scraper that asks for
+// OpenMetrics (Prometheus does, with exemplar storage on) gets the
+// exemplars: the trace id of a measurement in each histogram bucket.
 func prometheusReader() (sdkmetric.Reader, error) {
 	process.Lock()
 	defer process.Unlock()
@@ -292,7 +294,9 @@ func prometheusReader() (sdkmetric.Reader, error) {
 			return nil, fmt.Errorf("Prometheus endpoint: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		// OpenMetrics, when the scraper asks for it, carries the exemplars:
+		// a histogram bucket names the trace of a measurement in it.
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

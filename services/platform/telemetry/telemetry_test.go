@@ -161,3 +161,52 @@ func TestChildrenOnly(t *testing.T) {
 		t.Errorf("spans %v, want INSERT (child of request) and request only", names)
 	}
 }
+
+// A histogram measured inside a sampled span carries that span's trace id
+// as an exemplar on /metrics, in the OpenMetrics format Prometheus asks
+// for: a slow bucket leads to a trace.
+func TestPrometheusExemplarsNameTheTrace(t *testing.T) {
+	clearEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_PORT", port)
+	ctx := context.Background()
+	shutdown, err := telemetry.Setup(ctx, "shop", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(ctx)
+	p, err := telemetry.ForService(ctx, "payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := p.MeterProvider().Meter("test").Float64Histogram("test.duration")
+	sctx, span := sdktrace.NewTracerProvider().Tracer("test").Start(ctx, "work")
+	h.Record(sctx, 0.042)
+	span.End()
+
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+port+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `trace_id="` + span.SpanContext().TraceID().String() + `"`
+	var found bool
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "test_duration_bucket{") && strings.Contains(line, "# {") && strings.Contains(line, want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no test_duration bucket with an exemplar %s on /metrics (%s):\n%s", want, resp.Header.Get("Content-Type"), body)
+	}
+}

@@ -1,14 +1,12 @@
 package web
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/felixge/httpsnoop"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -62,11 +60,4 @@ func skipHealth(observed, plain http.Handler) http.Handler {
 		}
 		observed.ServeHTTP(w, r)
 	})
-}
-
-// TagSpan sets the attribute key=value on the span of ctx (a request's
-// server span): a trace can then be searched by it in Jaeger, such as
-// order.id for `shopctl trace`.
-func TagSpan(ctx context.Context, key, value string) {
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String(key, value))
 }

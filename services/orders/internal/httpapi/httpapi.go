@@ -57,6 +57,13 @@ type CreateOrderBody struct {
 	Description string         `json:"description" maxLength:"500" example:"Two coffees" doc:"Free text, at most 500 characters." required:"false"`
 }
 
+// createOutput is a new order and where it lives: the gateway puts the id
+// from Location on its span.
+type createOutput struct {
+	Location string `header:"Location" doc:"The new order's path, /orders/{order_id}."`
+	Body     OrderBody
+}
+
 type createInput struct {
 	Body CreateOrderBody
 }
@@ -133,7 +140,7 @@ func Register(api huma.API, uc UseCases) {
 
 type handlers struct{ uc UseCases }
 
-func (h *handlers) create(ctx context.Context, in *createInput) (*orderOutput, error) {
+func (h *handlers) create(ctx context.Context, in *createInput) (*createOutput, error) {
 	o, err := order.NewOrder(in.Body.UserID, money.Amount(in.Body.Amount), in.Body.Description, time.Now().UTC())
 	if err != nil {
 		return nil, err
@@ -141,9 +148,7 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*orderOutput, e
 	if err := h.uc.Create(ctx, o); err != nil {
 		return nil, err
 	}
-	// The order's trace is found by this tag (shopctl trace ORDER_ID).
-	web.TagSpan(ctx, "order.id", o.ID.String())
-	return &orderOutput{Body: orderBody(o)}, nil
+	return &createOutput{Location: "/orders/" + o.ID.String(), Body: orderBody(o)}, nil
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*listOutput, error) {

@@ -12,12 +12,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/contract"
+	"shop/services/contract/shopattr"
 	"shop/services/orders/internal/order"
 	"shop/services/platform/database"
 	"shop/services/platform/inbox"
@@ -78,6 +82,7 @@ type Result struct {
 // both or neither. Orders created at the same time share the transaction
 // (a group commit), so under load one commit serves many of them.
 func (u *Orders) Create(ctx context.Context, o order.Order) error {
+	annotateCreated(trace.SpanFromContext(ctx), o)
 	if err := u.creates.Do(ctx, o); err != nil {
 		return err
 	}
@@ -128,7 +133,7 @@ func (u *Orders) List(ctx context.Context, userID int64, limit int) ([]order.Ord
 func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (order.Order, error) {
 	var o order.Order
 	err := inbox.Process(ctx, u.d.DB, messageID, contract.PaymentCompletedType, func(ctx context.Context, tx bun.Tx) error {
-		orders, err := u.settleAll(ctx, tx, []Result{res})
+		orders, err := u.settleAll(ctx, tx, []Result{res}, []trace.Span{trace.SpanFromContext(ctx)})
 		if err != nil {
 			return err
 		}
@@ -136,7 +141,10 @@ func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (o
 		return nil
 	})
 	if errors.Is(err, inbox.ErrDuplicate) {
-		return u.d.Orders.Get(ctx, res.OrderID)
+		o, err = u.d.Orders.Get(ctx, res.OrderID)
+		if err == nil {
+			annotate(trace.SpanFromContext(ctx), res, o, false)
+		}
 	}
 	return o, err
 }
@@ -149,14 +157,15 @@ func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (o
 // dead-letters only that one.
 func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
 	results := make([]Result, len(batch))
+	spans := make([]trace.Span, len(batch))
 	for i, d := range batch {
 		res, err := decodeResult(d.Message)
 		if err != nil {
 			return stream.Permanent(fmt.Errorf("message %s: %w", d.ID, err))
 		}
-		results[i] = res
+		results[i], spans[i] = res, d.Span()
 	}
-	_, err := u.settleAll(ctx, tx, results)
+	_, err := u.settleAll(ctx, tx, results, spans)
 	if errors.Is(err, order.ErrNotFound) || errors.Is(err, order.ErrInvalidResult) {
 		return stream.Permanent(err)
 	}
@@ -178,13 +187,60 @@ func decodeResult(msg messaging.Message) (Result, error) {
 // settleAll applies payment results, in order, within tx, with one
 // UpdateAll for them all, and returns the orders as each result left them,
 // one per result. A result for an order an earlier one settled is a no-op.
-func (u *Orders) settleAll(ctx context.Context, tx bun.IDB, results []Result) ([]order.Order, error) {
+// Each result's span (spans[i]) records what became of its order.
+func (u *Orders) settleAll(ctx context.Context, tx bun.IDB, results []Result, spans []trace.Span) ([]order.Order, error) {
 	ids := make([]uuid.UUID, len(results))
 	for i, res := range results {
 		ids[i] = res.OrderID
 	}
 	now := time.Now().UTC()
-	return u.d.Orders.UpdateAll(ctx, tx, ids, func(i int, o *order.Order) (bool, error) {
-		return o.ApplyPayment(results[i].Status, results[i].Reason, now)
+	settled := make([]bool, len(results))
+	orders, err := u.d.Orders.UpdateAll(ctx, tx, ids, func(i int, o *order.Order) (bool, error) {
+		changed, err := o.ApplyPayment(results[i].Status, results[i].Reason, now)
+		settled[i] = changed
+		return changed, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	for i, o := range orders {
+		annotate(spans[i], results[i], o, settled[i])
+		if settled[i] {
+			slog.DebugContext(trace.ContextWithSpan(ctx, spans[i]), "order settled", shopattr.LogOrderID, o.ID,
+				shopattr.LogUserID, o.UserID, "status", o.Status, "reason", o.CancelReason)
+		}
+	}
+	return orders, nil
+}
+
+// annotate puts on span what a payment result did to order o: the status
+// it moved to, with an "order settled" event, or, when o was settled
+// before, that the result changed nothing.
+func annotate(span trace.Span, res Result, o order.Order, settled bool) {
+	attrs := []attribute.KeyValue{
+		shopattr.OrderID.String(o.ID.String()),
+		shopattr.UserID.Int64(o.UserID),
+		shopattr.Amount.String(o.Amount.String()),
+		shopattr.PaymentStatus.String(string(res.Status)),
+		shopattr.OrderStatus.String(string(o.Status)),
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, shopattr.PaymentReason.String(res.Reason))
+	}
+	if !settled {
+		attrs = append(attrs, shopattr.PaymentDuplicate.Bool(true))
+	}
+	span.SetAttributes(attrs...)
+	if settled {
+		span.AddEvent(shopattr.OrderSettled, trace.WithAttributes(shopattr.OrderStatus.String(string(o.Status))))
+	}
+}
+
+// annotateCreated puts a new order on span, the request's that created it.
+func annotateCreated(span trace.Span, o order.Order) {
+	span.SetAttributes(
+		shopattr.OrderID.String(o.ID.String()),
+		shopattr.UserID.Int64(o.UserID),
+		shopattr.Amount.String(o.Amount.String()),
+		shopattr.OrderStatus.String(string(o.Status)))
 }

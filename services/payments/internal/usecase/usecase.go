@@ -8,10 +8,12 @@
 package usecase
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -20,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/contract"
+	"shop/services/contract/shopattr"
 	"shop/services/payments/internal/account"
 	"shop/services/payments/internal/payment"
 	"shop/services/platform/inbox"
@@ -57,12 +60,16 @@ type Config struct {
 	// Telemetry receives the payment outcome counts (default: the global
 	// providers).
 	Telemetry telemetry.Providers
+	// Logger logs each decision: a declined payment at info, a paid one at
+	// debug (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Payments are the payments service's use cases.
 type Payments struct {
 	d        Deps
 	outcomes metric.Int64Counter
+	log      *slog.Logger
 }
 
 // New returns the use cases on d.
@@ -71,7 +78,7 @@ func New(d Deps, cfg Config) *Payments {
 	outcomes, _ := cfg.Telemetry.MeterProvider().Meter("shop/services/payments/payment").Int64Counter("payments.outcomes",
 		metric.WithUnit("{payment}"),
 		metric.WithDescription("Payments decided, by status (FINISHED or CANCELLED) and decline reason"))
-	return &Payments{d: d, outcomes: outcomes}
+	return &Payments{d: d, outcomes: outcomes, log: cmp.Or(cfg.Logger, slog.Default())}
 }
 
 // OpenAccount opens an account with a zero balance.
@@ -99,7 +106,7 @@ func (p *Payments) Pay(ctx context.Context, messageID uuid.UUID, req payment.Req
 		return res, false, err
 	}
 	err = inbox.Process(ctx, p.d.DB, messageID, contract.PaymentRequestedType, func(ctx context.Context, tx bun.Tx) error {
-		results, err := p.payAll(ctx, tx, []traced{{span: trace.SpanContextFromContext(ctx), req: req}})
+		results, err := p.payAll(ctx, tx, []traced{{span: trace.SpanContextFromContext(ctx), work: trace.SpanFromContext(ctx), req: req}})
 		if err != nil {
 			return err
 		}
@@ -108,6 +115,9 @@ func (p *Payments) Pay(ctx context.Context, messageID uuid.UUID, req payment.Req
 	})
 	if errors.Is(err, inbox.ErrDuplicate) {
 		res, err = p.d.Ledger.Outcome(ctx, req.OrderID)
+		if err == nil {
+			annotate(trace.SpanFromContext(ctx), req, res, true)
+		}
 		return res, true, err
 	}
 	if err != nil {
@@ -130,7 +140,7 @@ func (p *Payments) HandleRequests(ctx context.Context, tx bun.Tx, batch []stream
 		if err != nil {
 			return stream.Permanent(fmt.Errorf("message %s: %w", d.ID, err))
 		}
-		reqs[i] = traced{span: d.Trace, req: req}
+		reqs[i] = traced{span: d.Trace, work: d.Span(), req: req}
 	}
 	_, err := p.payAll(ctx, tx, reqs)
 	return err
@@ -140,6 +150,9 @@ func (p *Payments) HandleRequests(ctx context.Context, tx bun.Tx, batch []stream
 // out.
 type traced struct {
 	span trace.SpanContext
+	// work is the span of the request's own work (its process span, or the
+	// internal endpoint's server span), which records the decision.
+	work trace.Span
 	req  payment.Request
 }
 
@@ -164,7 +177,14 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 	for i, r := range reqs {
 		plain[i] = r.req
 	}
-	outcomes, err := p.d.Ledger.PayAll(ctx, tx, plain, payment.Decide)
+	balances := make(map[uuid.UUID][2]money.Amount, len(reqs))
+	decide := func(payer *payment.Payer, req payment.Request) payment.Result {
+		before := payer.Balance
+		res := payment.Decide(payer, req)
+		balances[req.OrderID] = [2]money.Amount{before, payer.Balance}
+		return res
+	}
+	outcomes, err := p.d.Ledger.PayAll(ctx, tx, plain, decide)
 	if err != nil {
 		return nil, fmt.Errorf("pay for %d orders: %w", len(reqs), err)
 	}
@@ -188,16 +208,62 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 	if _, err := p.d.Outbox.AddAll(ctx, tx, msgs); err != nil {
 		return nil, err
 	}
-	// Counted when decided; a transaction that then fails to commit is
-	// retried and counted again, which is rare enough for a rate.
+	// Counted, traced and logged when decided; a transaction that then
+	// fails to commit is retried and counted again, which is rare enough
+	// for a rate, and its span is marked failed.
 	for i, o := range outcomes {
+		annotate(reqs[i].work, reqs[i].req, o.Result, o.Existing)
 		if !o.Existing {
-			p.outcomes.Add(trace.ContextWithSpanContext(ctx, reqs[i].span), 1, metric.WithAttributes(
-				attribute.String("payment.status", string(o.Status)),
-				attribute.String("payment.reason", reasonLabel(o.Reason))))
+			p.decided(ctx, reqs[i], o.Result, balances[o.OrderID])
 		}
 	}
 	return results, nil
+}
+
+// decided records a new decision in the trace of its request: the
+// "payment decided" event with the payer's balance before and after
+// (balance), the outcome count, and a log line (info for a decline, debug
+// for a payment).
+func (p *Payments) decided(ctx context.Context, r traced, res payment.Result, balance [2]money.Amount) {
+	event := []attribute.KeyValue{
+		shopattr.PaymentStatus.String(string(res.Status)),
+		shopattr.BalanceBefore.String(balance[0].String()),
+		shopattr.BalanceAfter.String(balance[1].String()),
+	}
+	if res.Reason != "" {
+		event = append(event, shopattr.PaymentReason.String(res.Reason))
+	}
+	r.work.AddEvent(shopattr.PaymentDecided, trace.WithAttributes(event...))
+	ctx = trace.ContextWithSpanContext(ctx, r.span)
+	p.outcomes.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("payment.status", string(res.Status)),
+		attribute.String("payment.reason", reasonLabel(res.Reason))))
+	level := slog.LevelDebug
+	if res.Status != payment.Finished {
+		level = slog.LevelInfo
+	}
+	p.log.Log(ctx, level, "payment decided", shopattr.LogOrderID, res.OrderID, shopattr.LogUserID, r.req.UserID,
+		"amount", r.req.Amount, "status", res.Status, "reason", res.Reason,
+		"balance_before", balance[0], "balance_after", balance[1])
+}
+
+// annotate puts on span what became of req: a declined payment is an
+// outcome, not an error, so the span's status stays unset. A request for
+// an order decided before says so.
+func annotate(span trace.Span, req payment.Request, res payment.Result, duplicate bool) {
+	attrs := []attribute.KeyValue{
+		shopattr.OrderID.String(req.OrderID.String()),
+		shopattr.UserID.Int64(req.UserID),
+		shopattr.Amount.String(req.Amount.String()),
+		shopattr.PaymentStatus.String(string(res.Status)),
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, shopattr.PaymentReason.String(res.Reason))
+	}
+	if duplicate {
+		attrs = append(attrs, shopattr.PaymentDuplicate.Bool(true))
+	}
+	span.SetAttributes(attrs...)
 }
 
 // reasonLabel keeps the reason attribute to a known, small set.

@@ -14,6 +14,7 @@ import (
 	"shop/services/payments/internal/payment"
 	"shop/services/payments/internal/usecase"
 	"shop/services/platform/messaging"
+	"shop/services/platform/money"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
 )
@@ -35,7 +36,7 @@ func (l *fakeLedger) PayAll(_ context.Context, _ bun.IDB, reqs []payment.Request
 			outcomes[i] = payment.Outcome{Result: payment.Result{OrderID: req.OrderID, Status: payment.Finished}, Existing: true}
 			continue
 		}
-		outcomes[i] = payment.Outcome{Result: decide(&payment.Payer{Balance: 0}, req)}
+		outcomes[i] = payment.Outcome{Result: decide(&payment.Payer{Balance: money.Amount(l.balance)}, req)}
 	}
 	return outcomes, nil
 }
