@@ -84,7 +84,7 @@ func TestDLQReplayOfARealDeadLetter(t *testing.T) {
 		t.Fatalf("dlq list: exit %d\n%s", code, out)
 	}
 	t.Logf("shopctl dlq list:\n%s", out)
-	row := regexp.MustCompile(`(?m)^(\d+-\d+) +` + msg.ID.String() + ` +payment\.succeeded +orders +1 +\d+s +message ` + msg.ID.String() + `: permanent: order of ` + msg.ID.String() + ` not found$`)
+	row := regexp.MustCompile(`(?m)^(\d+-\d+) +` + msg.ID.String() + ` +payment\.succeeded +orders +1 +\d+s +permanent: order of ` + msg.ID.String() + ` not found$`)
 	m := row.FindStringSubmatch(out)
 	if !strings.HasPrefix(out, s+".dlq: 1 dead letter\n") || m == nil {
 		t.Fatalf("dlq list printed\n%s\nwant a header and the row of message %s", out, msg.ID)
