@@ -218,7 +218,8 @@ func (b *bench) build(ctx context.Context) error {
 // transaction, with the same number of clients.
 func (b *bench) reference(ctx context.Context) error {
 	step("reference (pgbench)")
-	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	// Two connections: Migrate holds its lock on one and migrates on another.
+	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 2})
 	if err != nil {
 		return err
 	}
