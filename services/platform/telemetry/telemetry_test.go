@@ -85,22 +85,8 @@ func TestSetupRejectsABadProtocol(t *testing.T) {
 // OTEL_METRICS_EXPORTER=prometheus serves /metrics for every service of the
 // process, each series labelled with its service.
 func TestPrometheusEndpoint(t *testing.T) {
-	clearEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
-	t.Setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
-	t.Setenv("OTEL_EXPORTER_PROMETHEUS_PORT", port)
 	ctx := context.Background()
-	shutdown, err := telemetry.Setup(ctx, "shop", "1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(ctx)
+	port := setupPrometheus(t)
 	for _, svc := range []string{"orders", "payments"} {
 		p, err := telemetry.ForService(ctx, svc)
 		if err != nil {
@@ -166,22 +152,8 @@ func TestChildrenOnly(t *testing.T) {
 // as an exemplar on /metrics, in the OpenMetrics format Prometheus asks
 // for: a slow bucket leads to a trace.
 func TestPrometheusExemplarsNameTheTrace(t *testing.T) {
-	clearEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
-	t.Setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
-	t.Setenv("OTEL_EXPORTER_PROMETHEUS_PORT", port)
 	ctx := context.Background()
-	shutdown, err := telemetry.Setup(ctx, "shop", "1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(ctx)
+	port := setupPrometheus(t)
 	p, err := telemetry.ForService(ctx, "payments")
 	if err != nil {
 		t.Fatal(err)
@@ -209,4 +181,27 @@ func TestPrometheusExemplarsNameTheTrace(t *testing.T) {
 	if !found {
 		t.Errorf("no test_duration bucket with an exemplar %s on /metrics (%s):\n%s", want, resp.Header.Get("Content-Type"), body)
 	}
+}
+
+// setupPrometheus sets telemetry up with OTEL_METRICS_EXPORTER=prometheus on
+// a free loopback port, shut down when t ends, and returns the port.
+func setupPrometheus(t *testing.T) string {
+	t.Helper()
+	clearEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_PORT", port)
+	ctx := context.Background()
+	shutdown, err := telemetry.Setup(ctx, "shop", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(ctx) })
+	return port
 }
