@@ -167,7 +167,7 @@ func newGuard(cfg Config, health *web.Health) (g guard, release func(), err erro
 	// A rate limit is asked on every request: a Redis that is slow to
 	// answer is given up on quickly, and the request passes.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	opts.MaxRetries = 0
+	opts.MaxRetries, opts.DialerRetries = 0, 1
 	rdb := redis.NewClient(opts)
 	g.limiter, err = ratelimit.New(rdb, ratelimit.Config{Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst}, cfg.Telemetry)
 	if err != nil {

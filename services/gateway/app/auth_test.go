@@ -70,7 +70,9 @@ func newFakes(t *testing.T) fakes {
 	return fakes{proxy.Orders: upstreamtest.NewOrders(t), proxy.Payments: upstreamtest.NewPayments(t)}
 }
 
-func (f fakes) received() int { return len(f[proxy.Orders].Requests()) + len(f[proxy.Payments].Requests()) }
+func (f fakes) received() int {
+	return len(f[proxy.Orders].Requests()) + len(f[proxy.Payments].Requests())
+}
 
 func (f fakes) config() app.Config { return testConfig(f[proxy.Orders].URL, f[proxy.Payments].URL) }
 
