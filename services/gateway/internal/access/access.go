@@ -34,6 +34,9 @@ type Config struct {
 	// Client fetches the discovery document and the keys (default: one
 	// with a 10s timeout).
 	Client *http.Client
+	// KeyRefresh is how long a fetched key set is used before a token
+	// signed with an unknown key makes it be fetched again (default 10s).
+	KeyRefresh time.Duration
 	// RetryMin and RetryMax space the discovery attempts while the issuer
 	// cannot be reached (defaults 500ms and 30s).
 	RetryMin, RetryMax time.Duration
@@ -46,6 +49,16 @@ func (c Config) withDefaults() Config {
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 10 * time.Second}
 	}
+	if c.KeyRefresh <= 0 {
+		c.KeyRefresh = 10 * time.Second
+	}
+	next := c.Client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	client := *c.Client
+	client.Transport = &keyCache{next: next, ttl: c.KeyRefresh}
+	c.Client = &client
 	if c.RetryMin <= 0 {
 		c.RetryMin = 500 * time.Millisecond
 	}

@@ -185,3 +185,27 @@ func TestNewRefusesNothingToCheckWith(t *testing.T) {
 		t.Errorf("short secret: %v", err)
 	}
 }
+
+// Forged tokens do not make the gateway fetch the issuer's keys each time.
+func TestForgedTokensDoNotHammerTheIssuer(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	a := ready(t, access.Config{IssuerURL: iss.URL})
+	if _, err := authenticate(a, "Bearer "+iss.Token(t, 7)); err != nil {
+		t.Fatal(err)
+	}
+	other := authtest.NewKey(t)
+	for _, kid := range []string{iss.KeyID, "unknown-kid", ""} {
+		for range 20 {
+			if _, err := authenticate(a, "Bearer "+authtest.RS256(t, other, kid, iss.Claims(7))); err == nil {
+				t.Fatal("a forged token passed")
+			}
+		}
+	}
+	if n := iss.KeyFetches(); n != 1 {
+		t.Errorf("the key set was fetched %d times, want once", n)
+	}
+	// A good token still passes.
+	if _, err := authenticate(a, "Bearer "+iss.Token(t, 8)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -81,6 +81,7 @@ type Issuer struct {
 	KeyID string
 
 	discoveries atomic.Int64
+	keyFetches  atomic.Int64
 	down        atomic.Bool
 }
 
@@ -109,6 +110,7 @@ func NewIssuer(t testing.TB) *Issuer {
 		})
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		iss.keyFetches.Add(1)
 		pub := iss.Key.PublicKey
 		writeJSON(w, map[string]any{"keys": []any{map[string]any{
 			"kty": "RSA", "use": "sig", "alg": "RS256", "kid": iss.KeyID,
@@ -123,6 +125,9 @@ func NewIssuer(t testing.TB) *Issuer {
 
 // Discoveries counts the requests for the discovery document.
 func (iss *Issuer) Discoveries() int64 { return iss.discoveries.Load() }
+
+// KeyFetches counts the requests for the key set (JWKS).
+func (iss *Issuer) KeyFetches() int64 { return iss.keyFetches.Load() }
 
 // Claims returns the claims of a good token of this issuer for user.
 func (iss *Issuer) Claims(user int64) *jwt.RegisteredClaims {
