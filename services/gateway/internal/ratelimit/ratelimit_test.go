@@ -1,8 +1,11 @@
 package ratelimit_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +56,10 @@ func TestRedisDownLetsThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var logs bytes.Buffer
+	restore := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(restore) })
 	mr.Close()
 	for range 3 {
 		d := l.Allow(context.Background(), "user:1")
@@ -67,5 +74,10 @@ func TestRedisDownLetsThrough(t *testing.T) {
 	}
 	if l.Check(context.Background()) == nil {
 		t.Error("Check passes with Redis down")
+	}
+	// Redis was asked three times (Pause is 1ms), and failed each time:
+	// one log line, not one per request.
+	if n := strings.Count(logs.String(), "rate limits off"); n != 1 {
+		t.Errorf("%d log lines for 3 requests, want 1:\n%s", n, logs.String())
 	}
 }
