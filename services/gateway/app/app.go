@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"shop/services/gateway/internal/access"
