@@ -297,6 +297,18 @@ func TestMergedSpecDeclaresBearerAuth(t *testing.T) {
 	if health := doc.Paths["/health"]["get"]; health.Security != nil {
 		t.Errorf("/health requires %v", health.Security)
 	}
+
+	// OpenAPI 3.0 says the same.
+	resp = g.do(t, http.MethodGet, "/openapi-3.0.json", nil, noToken())
+	if err := json.Unmarshal(resp.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Components.SecuritySchemes["bearerAuth"]["scheme"] != "bearer" {
+		t.Errorf("3.0: bearerAuth = %v", doc.Components.SecuritySchemes["bearerAuth"])
+	}
+	if op := doc.Paths["/orders"]["post"]; len(op.Security) != 1 || op.Responses["429"].Headers["Retry-After"] == nil {
+		t.Errorf("3.0: POST /orders security %v, 429 %v", op.Security, op.Responses["429"])
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
