@@ -1,11 +1,14 @@
 // Package access authenticates the callers of the gateway's public
 // operations: a bearer JWT from an OpenID Connect issuer (discovery and JWKS)
 // or one signed with a shared secret (HS256), checked for signature, exp,
-// nbf, iss and aud. The caller is the token's sub, a positive decimal user id.
+// nbf, iss and aud. The caller is a positive decimal user id: an issuer's
+// token carries it in the claim Config.UserClaim names, an HS256 token in sub.
 package access
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +32,11 @@ type Config struct {
 	IssuerURL string
 	// Audience is the aud every token must carry (default authtoken.Audience).
 	Audience string
+	// UserClaim names the claim of the issuer's tokens that holds the user
+	// id, a dotted path for a nested one such as "federated_claims.user_id"
+	// (default "sub"). Issuers such as Dex, Keycloak and Auth0 make sub an
+	// opaque string, not our user id.
+	UserClaim string
 	// Secret verifies HS256 tokens, whose iss is authtoken.Issuer.
 	Secret []byte
 	// Client fetches the discovery document and the keys (default: one
@@ -45,6 +53,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Audience == "" {
 		c.Audience = authtoken.Audience
+	}
+	if c.UserClaim == "" {
+		c.UserClaim = DefaultUserClaim
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 10 * time.Second}
@@ -70,8 +81,9 @@ func (c Config) withDefaults() Config {
 
 // Authenticator checks bearer tokens.
 type Authenticator struct {
-	cfg    Config
-	parser *jwt.Parser
+	cfg       Config
+	userClaim []string // cfg.UserClaim's path
+	parser    *jwt.Parser
 
 	mu       sync.RWMutex
 	verifier *oidc.IDTokenVerifier // nil until the issuer was discovered
@@ -87,8 +99,13 @@ func New(cfg Config) (*Authenticator, error) {
 	if len(cfg.Secret) > 0 && len(cfg.Secret) < authtoken.MinSecretLen {
 		return nil, authtoken.ErrShortSecret
 	}
+	userClaim, err := ClaimPath(cfg.UserClaim)
+	if err != nil {
+		return nil, err
+	}
 	return &Authenticator{
-		cfg: cfg,
+		cfg:       cfg,
+		userClaim: userClaim,
 		// Only HS256, whatever the token's header says: "none" and every
 		// other algorithm are refused before the key is looked at.
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -224,15 +241,74 @@ func (a *Authenticator) oidc(ctx context.Context, raw string) (int64, error) {
 		}
 		return 0, invalid("the token is not accepted", err)
 	}
-	return subject(tok.Subject)
+	var claims json.RawMessage
+	if err := tok.Claims(&claims); err != nil {
+		return 0, invalid("the token is not accepted", err)
+	}
+	id, err := claimUserID(claims, a.userClaim)
+	if err != nil {
+		reason := "the token's user id claim is missing or not a user id"
+		if a.cfg.UserClaim == DefaultUserClaim {
+			reason = "the token's subject is not a user id"
+		}
+		return 0, invalid(reason, fmt.Errorf("claim %s: %w", a.cfg.UserClaim, err))
+	}
+	return id, nil
 }
 
-// subject parses sub as a user id: a positive decimal integer, written
-// plainly (no sign, no leading zero).
+// DefaultUserClaim is the claim that holds the user id unless told otherwise.
+const DefaultUserClaim = "sub"
+
+// ClaimPath splits a claim's name at its dots into the names of the nested
+// claims that lead to it; none may be empty.
+func ClaimPath(name string) ([]string, error) {
+	path := strings.Split(name, ".")
+	for _, p := range path {
+		if p == "" {
+			return nil, fmt.Errorf("claim %q: a dotted path of claim names, none of them empty, such as sub or federated_claims.user_id", name)
+		}
+	}
+	return path, nil
+}
+
+// claimUserID reads the user id at path in a token's claims (a JSON
+// object): a string of a positive decimal, or a positive JSON integer.
+func claimUserID(claims json.RawMessage, path []string) (int64, error) {
+	v := claims
+	for _, name := range path {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(v, &obj); err != nil {
+			return 0, fmt.Errorf("not an object where %q is looked for", name)
+		}
+		var ok bool
+		if v, ok = obj[name]; !ok {
+			return 0, fmt.Errorf("no %q", name)
+		}
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return decimal(s)
+	}
+	// A JSON number: an integer's text is a decimal already; 7.0, 7e0 and
+	// the like are refused with it.
+	return decimal(string(bytes.TrimSpace(v)))
+}
+
+// subject parses sub as a user id.
 func subject(sub string) (int64, error) {
-	id, err := strconv.ParseInt(sub, 10, 64)
-	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != sub {
-		return 0, invalid("the token's subject is not a user id", fmt.Errorf("sub %q", sub))
+	id, err := decimal(sub)
+	if err != nil {
+		return 0, invalid("the token's subject is not a user id", fmt.Errorf("sub: %w", err))
+	}
+	return id, nil
+}
+
+// decimal parses a user id: a positive decimal integer, written plainly
+// (no sign, no leading zero).
+func decimal(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != s {
+		return 0, fmt.Errorf("%.40q is not a positive decimal", s)
 	}
 	return id, nil
 }

@@ -2,6 +2,8 @@ package access_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -207,5 +209,91 @@ func TestForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 	// A good token still passes.
 	if _, err := authenticate(a, "Bearer "+iss.Token(t, 8)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// dexSubject is the sub Dex gives a user: the base64 of a protobuf of the
+// user id and the connector id, never a decimal.
+func dexSubject(user, connector string) string {
+	b := append([]byte{0x0a, byte(len(user))}, user...)
+	b = append(append(b, 0x12, byte(len(connector))), connector...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestUserClaim(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	bySub := ready(t, access.Config{IssuerURL: iss.URL, Secret: []byte(authtest.Secret)})
+	byFederated := ready(t, access.Config{IssuerURL: iss.URL, Secret: []byte(authtest.Secret), UserClaim: "federated_claims.user_id"})
+	byUserID := ready(t, access.Config{IssuerURL: iss.URL, UserClaim: "user_id"})
+
+	// dex is a token as Dex issues it with the scope federated:id: an opaque
+	// sub, the user id in federated_claims.
+	dex := func(userID any) string {
+		c := iss.Claims(0)
+		c.Subject = dexSubject("7", "local")
+		return iss.Sign(t, authtest.With(c, map[string]any{
+			"federated_claims": map[string]any{"connector_id": "local", "user_id": userID},
+		}))
+	}
+	with := func(sub string, more map[string]any) string {
+		c := iss.Claims(0)
+		c.Subject = sub
+		return iss.Sign(t, authtest.With(c, more))
+	}
+
+	tests := []struct {
+		name   string
+		auth   *access.Authenticator
+		token  string
+		want   int64  // 0: refused
+		reason string // part of the reason when refused
+	}{
+		{"Dex token, nested claim", byFederated, dex("7"), 7, ""},
+		{"Dex token, by sub", bySub, dex("7"), 0, "subject"},
+		{"nested claim a JSON integer", byFederated, dex(42), 42, ""},
+		{"nested claim wins over a decimal sub", byFederated, with("9", map[string]any{"federated_claims": map[string]any{"user_id": "7"}}), 7, ""},
+		{"top-level claim", byUserID, with("auth0|abc", map[string]any{"user_id": "12"}), 12, ""},
+		{"HS256 token keeps sub", byFederated, authtest.Token(t, 5), 5, ""},
+
+		{"nested claim not a decimal", byFederated, dex("alice"), 0, "user id claim"},
+		{"nested claim zero", byFederated, dex("0"), 0, "user id claim"},
+		{"nested claim negative", byFederated, dex(-7), 0, "user id claim"},
+		{"nested claim a fraction", byFederated, dex(7.5), 0, "user id claim"},
+		{"nested claim with a leading zero", byFederated, dex("07"), 0, "user id claim"},
+		{"nested claim too large", byFederated, dex("99999999999999999999"), 0, "user id claim"},
+		{"nested claim a boolean", byFederated, dex(true), 0, "user id claim"},
+		{"nested claim null", byFederated, dex(nil), 0, "user id claim"},
+		{"nested claim an object", byFederated, dex(map[string]any{"id": "7"}), 0, "user id claim"},
+		{"nested claim missing", byFederated, with("7", map[string]any{"federated_claims": map[string]any{"connector_id": "local"}}), 0, "user id claim"},
+		{"parent missing", byFederated, iss.Token(t, 7), 0, "user id claim"},
+		{"parent not an object", byFederated, with("7", map[string]any{"federated_claims": "7"}), 0, "user id claim"},
+		{"top-level claim a JSON integer", byUserID, with("x", map[string]any{"user_id": 12}), 12, ""},
+		{"top-level claim in exponent form", byUserID, with("x", map[string]any{"user_id": json.RawMessage("1e3")}), 0, "user id claim"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			user, err := authenticate(tt.auth, "Bearer "+tt.token)
+			if tt.want != 0 {
+				if err != nil || user != tt.want {
+					t.Fatalf("user %d, err %v; want user %d", user, err, tt.want)
+				}
+				return
+			}
+			inv, ok := errors.AsType[*access.InvalidError](err)
+			if !ok {
+				t.Fatalf("user %d, err %v; want an InvalidError", user, err)
+			}
+			if !strings.Contains(inv.Reason, tt.reason) {
+				t.Errorf("reason %q, want it to say %q", inv.Reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestNewRefusesAnEmptyClaimName(t *testing.T) {
+	for _, name := range []string{".", "federated_claims.", ".user_id", "a..b"} {
+		if _, err := access.New(access.Config{IssuerURL: "https://dex.example", UserClaim: name}); err == nil {
+			t.Errorf("UserClaim %q accepted", name)
+		}
 	}
 }

@@ -40,6 +40,24 @@ func Claims(issuer, audience string, user int64) *jwt.RegisteredClaims {
 	}
 }
 
+// With returns claims with more claims added (or replacing theirs), as an
+// issuer adds its own: With(iss.Claims(7), map[string]any{"federated_claims":
+// map[string]any{"user_id": "7"}}).
+func With(claims *jwt.RegisteredClaims, more map[string]any) jwt.MapClaims {
+	b, err := json.Marshal(claims)
+	if err != nil {
+		panic(err) // registered claims always marshal
+	}
+	m := jwt.MapClaims{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	for k, v := range more {
+		m[k] = v
+	}
+	return m
+}
+
 // HS256 signs claims with secret.
 func HS256(t testing.TB, secret string, claims jwt.Claims) string {
 	t.Helper()
