@@ -147,7 +147,9 @@ func newGuard(cfg Config, health *web.Health) (g guard, release func(), err erro
 	if cfg.Auth == AuthOff {
 		slog.Warn("AUTH=off: the gateway authenticates no one; every public operation is open to anyone who reaches it")
 	} else {
-		g.auth, err = access.New(access.Config{IssuerURL: cfg.OIDCIssuerURL, Audience: cfg.OIDCAudience, Secret: []byte(cfg.JWTHS256Secret)})
+		g.auth, err = access.New(access.Config{
+			IssuerURL: cfg.OIDCIssuerURL, Audience: cfg.OIDCAudience, UserClaim: cfg.OIDCUserClaim, Secret: []byte(cfg.JWTHS256Secret),
+		})
 		if err != nil {
 			return g, release, err
 		}

@@ -43,6 +43,7 @@ func testConfig(ordersURL, paymentsURL string) app.Config {
 		LogLevel:        slog.LevelInfo,
 		Auth:            app.AuthJWT,
 		OIDCAudience:    authtoken.Audience,
+		OIDCUserClaim:   "sub",
 		JWTHS256Secret:  authtest.Secret,
 		RedisURL:        "redis://localhost:6379/0",
 		RateLimit:       0, // the rate limit tests turn it on
@@ -574,6 +575,10 @@ func TestConfigValidate(t *testing.T) {
 		{"short secret", func(c *app.Config) { c.JWTHS256Secret = strings.Repeat("k", 31) }, "JWT_HS256_SECRET"},
 		{"relative issuer", func(c *app.Config) { c.OIDCIssuerURL = "dex:5556" }, "OIDC_ISSUER_URL"},
 		{"empty audience", func(c *app.Config) { c.OIDCAudience = "" }, "OIDC_AUDIENCE"},
+		{"nested user claim", func(c *app.Config) { c.OIDCUserClaim = "federated_claims.user_id" }, ""},
+		{"empty user claim", func(c *app.Config) { c.OIDCUserClaim = "" }, "OIDC_USER_CLAIM"},
+		{"user claim with an empty segment", func(c *app.Config) { c.OIDCUserClaim = "federated_claims..user_id" }, "OIDC_USER_CLAIM"},
+		{"user claim ending in a dot", func(c *app.Config) { c.OIDCUserClaim = "federated_claims." }, "OIDC_USER_CLAIM"},
 		{"negative rate", func(c *app.Config) { c.RateLimit = -1 }, "RATE_LIMIT"},
 		{"zero burst", func(c *app.Config) { c.RateLimit, c.RateLimitBurst = 10, 0 }, "RATE_LIMIT_BURST"},
 		{"bad Redis URL", func(c *app.Config) { c.RateLimit, c.RedisURL = 10, "http://redis" }, "REDIS_URL"},

@@ -184,6 +184,63 @@ func TestGoodTokensReachTheServiceAsTheirUser(t *testing.T) {
 	}
 }
 
+// With OIDC_USER_CLAIM the user comes from the claim it names: Dex puts
+// an opaque sub in its tokens and the user id in federated_claims.
+func TestUserClaim(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	services := newFakes(t)
+	cfg := services.config()
+	cfg.OIDCIssuerURL = iss.URL
+	bySub := start(t, cfg)
+	cfg.OIDCUserClaim = "federated_claims.user_id"
+	byFederated := start(t, cfg)
+
+	dex := func(userID any) string {
+		c := iss.Claims(0)
+		c.Subject = "CgE3EgVsb2NhbA" // Dex's: user "7" of connector "local", as protobuf
+		return iss.Sign(t, authtest.With(c, map[string]any{
+			"federated_claims": map[string]any{"connector_id": "local", "user_id": userID},
+		}))
+	}
+	p := publicRequests()[0]
+	tests := []struct {
+		name  string
+		g     *gateway
+		token string
+		user  string // "": refused
+	}{
+		{"nested claim with OIDC_USER_CLAIM", byFederated, dex("7"), "7"},
+		{"nested claim a JSON integer", byFederated, dex(7), "7"},
+		{"HS256 keeps sub", byFederated, authtest.Token(t, 42), "42"},
+		{"nested claim without OIDC_USER_CLAIM", bySub, dex("7"), ""},
+		{"nested claim not a decimal", byFederated, dex("alice@example.com"), ""},
+		{"nested claim missing", byFederated, iss.Token(t, 7), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := services.received()
+			resp := p.send(t, tt.g, http.Header{"Authorization": {authtest.Bearer(tt.token)}})
+			if tt.user == "" {
+				problem(t, resp, http.StatusUnauthorized)
+				if c := resp.header.Get("WWW-Authenticate"); !strings.Contains(c, `error="invalid_token"`) {
+					t.Errorf("WWW-Authenticate %q, want invalid_token", c)
+				}
+				if services.received() != before {
+					t.Error("a service received the request")
+				}
+				return
+			}
+			if resp.status/100 != 2 {
+				t.Fatalf("status %d: %s", resp.status, resp.body)
+			}
+			got, _ := services[p.route.Service].Last()
+			if users := got.Header.Values(web.UserHeader); len(users) != 1 || users[0] != tt.user {
+				t.Errorf("%s %v, want [%s]", web.UserHeader, users, tt.user)
+			}
+		})
+	}
+}
+
 func TestAuthOff(t *testing.T) {
 	var logs syncBuffer
 	restore := slog.Default()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"shop/services/gateway/internal/access"
 	"shop/services/platform/authtoken"
 	"shop/services/platform/telemetry"
 )
@@ -24,9 +25,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long requests in flight may finish on shutdown"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 
-	Auth           string `env:"AUTH" envDefault:"jwt" help:"jwt: every public operation needs an Authorization: Bearer token (from OIDC_ISSUER_URL or signed with JWT_HS256_SECRET); off: no authentication at all, for development only (warned at start)"`
-	OIDCIssuerURL  string `env:"OIDC_ISSUER_URL" help:"OpenID Connect issuer whose tokens are accepted (RS256, ES256, …; discovery and JWKS are read from it), e.g. https://dex.example.com"`
-	OIDCAudience   string `env:"OIDC_AUDIENCE" envDefault:"shop" help:"the aud every token must carry"`
+	Auth          string `env:"AUTH" envDefault:"jwt" help:"jwt: every public operation needs an Authorization: Bearer token (from OIDC_ISSUER_URL or signed with JWT_HS256_SECRET); off: no authentication at all, for development only (warned at start)"`
+	OIDCIssuerURL string `env:"OIDC_ISSUER_URL" help:"OpenID Connect issuer whose tokens are accepted (RS256, ES256, …; discovery and JWKS are read from it), e.g. https://dex.example.com"`
+	// OIDCUserClaim is the issuer's claim holding the user id; a dotted path reaches a nested one.
+	OIDCUserClaim  string `env:"OIDC_USER_CLAIM" envDefault:"sub" help:"the claim of OIDC_ISSUER_URL's tokens that holds the user id (a positive decimal, as a string or a number); a dotted path reaches a nested claim, e.g. federated_claims.user_id for Dex (scope federated:id), whose sub is opaque; HS256 tokens always use sub"`
+	OIDCAudience   string `env:"OIDC_AUDIENCE" envDefault:"shop" help:"the aud every token must carry; for ID tokens (Dex) the client id"`
 	JWTHS256Secret string `env:"JWT_HS256_SECRET" secret:"true" help:"shared secret (at least 32 bytes) for HS256 tokens with iss \"shop\", instead of or besides an issuer; for development and tests"`
 	RedisURL       string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0" help:"Redis that holds the rate limits, shared by every gateway replica; when it cannot be reached, requests pass unlimited"`
 	RateLimit      int    `env:"RATE_LIMIT" envDefault:"100" help:"requests per second per user (per client address without a valid token); 0 turns rate limits off"`
@@ -111,6 +114,9 @@ func (c Config) validateAuth() []error {
 	}
 	if c.OIDCAudience == "" {
 		errs = append(errs, errors.New("OIDC_AUDIENCE: must not be empty"))
+	}
+	if _, err := access.ClaimPath(c.OIDCUserClaim); err != nil {
+		errs = append(errs, fmt.Errorf("OIDC_USER_CLAIM: %w", err))
 	}
 	return errs
 }

@@ -48,8 +48,9 @@ func startGateway(t *testing.T, ordersURL, paymentsURL, issuer, redisAddr string
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0", OrdersURL: ordersURL, PaymentsURL: paymentsURL,
 		UpstreamTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: 5 * time.Second,
-		Auth: app.AuthJWT, OIDCIssuerURL: issuer, OIDCAudience: authtoken.Audience, JWTHS256Secret: authtest.Secret,
-		RedisURL: "redis://" + redisAddr, RateLimit: 100, RateLimitBurst: 200,
+		Auth: app.AuthJWT, OIDCIssuerURL: issuer, OIDCAudience: authtoken.Audience, OIDCUserClaim: "sub",
+		JWTHS256Secret: authtest.Secret,
+		RedisURL:       "redis://" + redisAddr, RateLimit: 100, RateLimitBurst: 200,
 		OnListen: func(a net.Addr) { addrs <- a },
 	}
 	go func() { errc <- app.Run(ctx, cfg) }()

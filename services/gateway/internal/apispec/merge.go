@@ -133,7 +133,7 @@ func Merge(own map[string]any, upstreams []Upstream, routed Routed) (map[string]
 		"scheme":       "bearer",
 		"bearerFormat": "JWT",
 		"description": "A JWT from the shop's OpenID Connect issuer, or one signed with the gateway's JWT_HS256_SECRET " +
-			"(`go run ./services/devstack token -user N`). The user is the token's sub.",
+			"(`go run ./services/devstack token -user N`). The user id is the issuer's tokens' claim OIDC_USER_CLAIM names (default sub), an HS256 token's sub.",
 	}
 	return out, renames
 }
