@@ -17,6 +17,7 @@ import (
 	"shop/services/orders/internal/store"
 	"shop/services/orders/internal/usecase"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
 	"shop/services/platform/outbox"
@@ -40,7 +41,7 @@ func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
 		s := store.New(db)
 		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: outbox.New(db, outbox.Config{})}, usecase.Config{})
 		o := newOrder(t, 7, 1230)
-		if err := uc.Create(ctx, o); err != nil {
+		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Get(ctx, o.ID)
@@ -75,7 +76,7 @@ func TestCreateIsAtomic(t *testing.T) {
 		s := store.New(db)
 		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: failingOutbox{}}, usecase.Config{})
 		o := newOrder(t, 1, 100)
-		if err := uc.Create(ctx, o); err == nil {
+		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err == nil {
 			t.Fatal("Create succeeded although the outbox failed")
 		}
 		if _, err := s.Get(ctx, o.ID); !errors.Is(err, order.ErrNotFound) {
