@@ -12,9 +12,6 @@ type KeyInput struct {
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" pattern:"^[!-~]+$" example:"8e03978e-40d5-43e8-bc93-6894a57f9324" doc:"Makes a retry safe: the same key with the same request within 24 hours answers the first answer again (with Idempotent-Replayed: true) and takes no second effect. The same key with a different request is 422; while the first request with the key is in progress, 409. Up to 255 printable ASCII characters, no spaces; a quoted structured-field string (\"…\") is taken without its quotes. Keys are per user and operation."`
 }
 
-// ReplayedDoc documents the Idempotent-Replayed header of an answer.
-const ReplayedDoc = "\"true\" when this answer repeats the first answer to the request's Idempotency-Key; absent otherwise."
-
 // Replayed is the value of ReplayedHeader for an answer: "true" for a
 // replay, "" (no header) otherwise.
 func Replayed(replay bool) string {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,5 +273,14 @@ func TestJanitorRuns(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The tags of KeyInput say what the constants say.
+func TestKeyInputTags(t *testing.T) {
+	f, _ := reflect.TypeFor[idempotency.KeyInput]().FieldByName("IdempotencyKey")
+	if f.Tag.Get("header") != idempotency.Header || f.Tag.Get("maxLength") != strconv.Itoa(idempotency.MaxKeyLength) ||
+		f.Tag.Get("pattern") != idempotency.KeyPattern {
+		t.Fatalf("KeyInput tags %q", f.Tag)
 	}
 }
