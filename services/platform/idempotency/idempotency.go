@@ -11,6 +11,7 @@
 package idempotency
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -18,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -217,6 +219,11 @@ func (k *Keys) SaveAll(ctx context.Context, tx bun.IDB, records []Record) ([]boo
 	if len(rows) == 0 {
 		return saved, nil
 	}
+	// In one order everywhere, so that two batches with the same keys wait
+	// for each other rather than deadlock.
+	slices.SortFunc(rows, func(a, b Row) int {
+		return cmp.Or(cmp.Compare(a.User, b.User), strings.Compare(a.Operation, b.Operation), strings.Compare(a.Key, b.Key))
+	})
 	var inserted []Row
 	err := tx.NewInsert().Model(&rows).
 		On("CONFLICT (user_id, operation, idempotency_key) DO UPDATE").
