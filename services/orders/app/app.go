@@ -11,6 +11,7 @@ import (
 	"shop/services/orders/internal/httpapi"
 	"shop/services/orders/internal/store"
 	"shop/services/orders/internal/usecase"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
 )
@@ -35,7 +36,8 @@ type App struct {
 func New(infra *service.Infra) *App {
 	st := store.New(infra.DB)
 	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
-	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob}, usecase.Config{})
+	keys := idempotency.New(infra.DB, idempotency.Config{})
+	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob, Keys: keys}, usecase.Config{})
 	h := service.NewHTTP(infra, "Orders", "Orders and their status; each order is paid for automatically.")
 	httpapi.Register(h.API, orders)
 	// It publishes payment requests from its outbox and consumes the results.
