@@ -13,6 +13,7 @@ import (
 
 	"shop/services/orders/app"
 	"shop/services/orders/internal/store"
+	"shop/services/platform/database/dbtest"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -20,7 +21,7 @@ import (
 // Retry-After and no internal detail, and readiness fail; invalid input is
 // still 422.
 func TestUnreachableDatabaseAnswers503(t *testing.T) {
-	infra, _ := servicetest.Infra(t, "sqlite", store.Migrations)
+	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
