@@ -28,10 +28,14 @@ func (c *Consumer) hold(ctx context.Context, err error, entries []redis.XMessage
 		c.held = append(c.held, heldEntry{entry: entry, n: n})
 	}
 	c.holdReason = err
+	// The entries went idle when they were read, before the failed run:
+	// keep them now.
+	c.keptAt = time.Time{}
+	c.keepHeld(ctx)
 	if !c.pausedAt.IsZero() {
 		return
 	}
-	c.pausedAt, c.keptAt = time.Now(), time.Now()
+	c.pausedAt = time.Now()
 	c.holdRetry = messaging.Backoff{Min: min(100*time.Millisecond, c.cfg.MaxBackoff), Max: c.cfg.MaxBackoff}
 	c.metrics.paused.Record(ctx, 1, c.attrs())
 	c.log.WarnContext(ctx, "consumer paused: a dependency is unavailable; holding its messages until it is back",
@@ -58,6 +62,9 @@ func (c *Consumer) retryHeld(ctx context.Context) {
 	held := c.held
 	c.held = nil
 	for i, h := range held {
+		c.held = held[i:] // what keepHeld keeps while this one runs
+		c.keepHeld(ctx)
+		c.held = nil
 		switch err := c.process(ctx, h.entry, h.n); {
 		case err == nil:
 		case transient.Is(err):

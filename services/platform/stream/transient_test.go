@@ -42,7 +42,9 @@ func TestTransientFailureIsHeldNeverDeadLettered(t *testing.T) {
 		logs := &mt.LogRecorder{}
 		cfg := e.fast("a")
 		cfg.MaxDeliveries = 2
-		cfg.ClaimIdle = 100 * time.Millisecond
+		// Long enough that a stall of the test machine does not let the
+		// entry go idle between two re-claims (every ClaimIdle/4).
+		cfg.ClaimIdle = 500 * time.Millisecond
 		cfg.ClaimInterval = 10 * time.Millisecond
 		cfg.Logger = slog.New(logs)
 		first, _ := e.publish(t, messaging.Message{})
@@ -57,7 +59,7 @@ func TestTransientFailureIsHeldNeverDeadLettered(t *testing.T) {
 		})))
 
 		// Many times the dead-letter limit, in attempts and in claim time.
-		deadline := time.Now().Add(10 * cfg.ClaimIdle * time.Duration(cfg.MaxDeliveries))
+		deadline := time.Now().Add(3 * cfg.ClaimIdle * time.Duration(cfg.MaxDeliveries))
 		for calls.Load() < 10*int32(cfg.MaxDeliveries) || time.Now().Before(deadline) {
 			p := e.Client.XPendingExt(context.Background(), &redis.XPendingExtArgs{Stream: e.stream, Group: "g", Start: "-", End: "+", Count: 10}).Val()
 			if len(p) != 1 || p[0].Consumer != "a" || p[0].RetryCount != 1 {
