@@ -90,6 +90,7 @@ require (
 replace shop/services/platform => ../platform
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	shop/services/devstack v0.0.0
 	shop/services/orders v0.0.0
 )
