@@ -136,8 +136,10 @@ func TestPaymentStatus(t *testing.T) {
 		body := fmt.Sprintf(`{"message_id":%q,"order_id":%q,"status":%q,"reason":%q}`, msgID, orderID, status, reason)
 		return servicetest.Do(t, internal, "POST", "/orders/payment-status", body)
 	}
-	// Not served publicly: the path is GET /orders/{order_id}'s, for GET only.
-	servicetest.Do(t, h, "POST", "/orders/payment-status", `{}`).Problem(t, 405)
+	// Not served publicly, and not even a 405 that would say something lives there.
+	servicetest.Do(t, h, "POST", "/orders/payment-status", `{}`).Problem(t, 404)
+	// GET of that path is GET /orders/{order_id}, with an id that is no UUID.
+	servicetest.Do(t, h, "GET", "/orders/payment-status", "").Problem(t, 422)
 	const msg1, msg2 = "0193a000-0000-7000-8000-000000000001", "0193a000-0000-7000-8000-000000000002"
 
 	var got orderBody

@@ -29,8 +29,8 @@ func TestPaymentStatusNeedsTheInternalListenerAndItsCredential(t *testing.T) {
 		return fmt.Sprintf(`{"message_id":%q,"order_id":%q,"status":"FINISHED"}`, msgID, o.ID)
 	}
 
-	// Not on the public listener, whose /orders/{order_id} takes GET only.
-	servicetest.Call(t, "POST", public+"/orders/payment-status", result("0193a000-0000-7000-8000-000000000021"), servicetest.InternalToken).Problem(t, 405)
+	// Not on the public listener (404, as if it did not exist).
+	servicetest.Call(t, "POST", public+"/orders/payment-status", result("0193a000-0000-7000-8000-000000000021"), servicetest.InternalToken).Problem(t, 404)
 	for _, token := range []string{"", "test-internal-token-012345678", "test-internal-token-0123456789-and-more"} {
 		resp := servicetest.Call(t, "POST", internal+"/orders/payment-status", result("0193a000-0000-7000-8000-000000000022"), token)
 		resp.Problem(t, 401)

@@ -42,7 +42,7 @@ func NewHTTP(infra *Infra, title, description string) *HTTP {
 	return &HTTP{
 		API:         api,
 		Health:      health,
-		Handler:     web.Observe(web.WithRequestID(web.WithProblems(mux)), mux, infra.Telemetry),
+		Handler:     web.Observe(web.WithRequestID(notHere(internal, web.WithProblems(mux))), mux, infra.Telemetry),
 		Internal:    internal,
 		internalMux: imux,
 		telemetry:   infra.Telemetry,
@@ -55,4 +55,35 @@ func NewHTTP(infra *Infra, title, description string) *HTTP {
 func (h *HTTP) InternalHandler(token string) http.Handler {
 	guarded := web.WithRequestID(web.RequireToken(token, web.WithProblems(h.internalMux)))
 	return web.Observe(guarded, h.internalMux, h.telemetry)
+}
+
+// notHere answers 404, as if they did not exist, to requests for the
+// operations registered on internal (same method, same path; they have no
+// path parameters), which the public listener does not serve. Without it
+// POST /orders/payment-status would get a 405 there (its path matches GET
+// /orders/{order_id}), which tells a caller that something lives there.
+func notHere(internal huma.API, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if item := internal.OpenAPI().Paths[r.URL.Path]; item != nil && operation(item, r.Method) != nil {
+			web.WriteProblem(w, r, http.StatusNotFound, "no such resource: "+r.URL.Path)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func operation(item *huma.PathItem, method string) *huma.Operation {
+	switch method {
+	case http.MethodGet:
+		return item.Get
+	case http.MethodPut:
+		return item.Put
+	case http.MethodPost:
+		return item.Post
+	case http.MethodDelete:
+		return item.Delete
+	case http.MethodPatch:
+		return item.Patch
+	}
+	return nil
 }
