@@ -40,6 +40,7 @@ func New(infra *service.Infra) *App {
 	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob, Keys: keys}, usecase.Config{})
 	h := service.NewHTTP(infra, "Orders", "Orders and their status; each order is paid for automatically.")
 	httpapi.Register(h.API, orders)
+	httpapi.RegisterInternal(h.Internal, orders)
 	// It publishes payment requests from its outbox and consumes the results.
 	m := service.Messaging{Outbox: ob, Stream: contract.PaymentResultsStream, Group: contract.OrdersGroup, Handler: orders.HandleResults}
 	return &App{Wired: service.Wired{HTTP: h, Messaging: m}, Orders: orders, Store: st}
