@@ -14,12 +14,13 @@ func TestChartWiresAuthenticationAndTheInternalListener(t *testing.T) {
 	cases := []struct {
 		chart                chartCase
 		issuer, audience     string
+		userClaim            string
 		hs256                bool
 		internalPort         int32
 		internalTokenFromSet string
 	}{
 		{chart: chartCases[0], internalPort: 9000},
-		{chart: chartCases[1], issuer: "http://dex:5556/dex", audience: "shop", internalPort: 9000},
+		{chart: chartCases[1], issuer: "http://dex:5556/dex", audience: "shop", userClaim: "federated_claims.user_id", internalPort: 9000},
 		{chart: chartCase{name: "secret-and-token", set: []string{
 			"auth.hs256Secret=" + "a-development-secret-of-at-least-32-bytes", "internal.token=an-internal-token-of-some-length", "internal.port=9100",
 		}}, hs256: true, internalPort: 9100, internalTokenFromSet: "an-internal-token-of-some-length"},
@@ -32,7 +33,7 @@ func TestChartWiresAuthenticationAndTheInternalListener(t *testing.T) {
 			if gw == nil {
 				t.Fatal("no gateway ConfigMap")
 			}
-			for k, want := range map[string]string{"AUTH": "jwt", "RATE_LIMIT": "100", "RATE_LIMIT_BURST": "200", "OIDC_ISSUER_URL": c.issuer, "OIDC_AUDIENCE": c.audience} {
+			for k, want := range map[string]string{"AUTH": "jwt", "RATE_LIMIT": "100", "RATE_LIMIT_BURST": "200", "OIDC_ISSUER_URL": c.issuer, "OIDC_AUDIENCE": c.audience, "OIDC_USER_CLAIM": c.userClaim} {
 				if got := gw.Data[k]; got != want {
 					t.Errorf("gateway %s = %q, want %q", k, got, want)
 				}

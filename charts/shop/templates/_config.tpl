@@ -20,6 +20,9 @@
 {{- with $root.Values.auth.oidc.audience }}
 {{- $_ := set $data "OIDC_AUDIENCE" . }}
 {{- end }}
+{{- with $root.Values.auth.oidc.userClaim }}
+{{- $_ := set $data "OIDC_USER_CLAIM" . }}
+{{- end }}
 {{- $_ := set $data "RATE_LIMIT" (toString (int $root.Values.rateLimit.requestsPerSecond)) }}
 {{- $_ := set $data "RATE_LIMIT_BURST" (toString (int $root.Values.rateLimit.burst)) }}
 {{- else if $root.Values.internal.port }}
