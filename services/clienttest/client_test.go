@@ -42,28 +42,37 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 	c, cBig, cNoAccount := clientOf(user), clientOf(big), clientOf(big+1)
 
 	// The README's walk-through: an account, a top-up, an order, read back.
-	acct, err := c.CreateAccountWithResponse(ctx, shopclient.CreateAccountBody{UserId: user})
+	acct, err := c.CreateAccountWithResponse(ctx, nil, shopclient.CreateAccountBody{UserId: &user})
 	must(t, "create account", acct, err, http.StatusCreated)
 	if acct.JSON201 == nil || acct.JSON201.UserId != user || acct.JSON201.Balance != "0.00" {
 		t.Fatalf("create account: %s", acct.Body)
 	}
-	top, err := c.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: user, Amount: "100.00"})
+	top, err := c.TopUpAccountWithResponse(ctx, nil, shopclient.TopUpBody{UserId: &user, Amount: "100.00"})
 	must(t, "top up", top, err, http.StatusOK)
 	if top.JSON200.Balance != "100.00" {
 		t.Errorf("balance after top-up %q, want 100.00", top.JSON200.Balance)
 	}
+	// user_id may be left out: it is the token's user. A retry with the
+	// same Idempotency-Key answers the first answer, not a second order.
 	desc := "two coffees"
-	created, err := c.CreateOrderWithResponse(ctx, shopclient.CreateOrderBody{UserId: user, Amount: "30.00", Description: &desc})
+	key := shopclient.CreateOrderParams{IdempotencyKey: ptr("order-" + uuid.NewString())}
+	created, err := c.CreateOrderWithResponse(ctx, &key, shopclient.CreateOrderBody{Amount: "30.00", Description: &desc})
 	must(t, "create order", created, err, http.StatusCreated)
 	o := created.JSON201
 	if o.Amount != "30.00" || o.Status != shopclient.NEW || o.UserId != user || o.Description != desc {
 		t.Errorf("created order %+v", o)
 	}
+	retried, err := c.CreateOrderWithResponse(ctx, &key, shopclient.CreateOrderBody{Amount: "30.00", Description: &desc})
+	must(t, "retry create order", retried, err, http.StatusCreated)
+	if retried.JSON201.Id != o.Id || retried.HTTPResponse.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry with the same key: order %s (replayed %q), want %s replayed",
+			retried.JSON201.Id, retried.HTTPResponse.Header.Get("Idempotent-Replayed"), o.Id)
+	}
 	if got := waitSettled(t, c, o.Id); got.Status != shopclient.FINISHED {
 		t.Errorf("order %s is %s, want FINISHED", o.Id, got.Status)
 	}
 	limit := int64(10)
-	list, err := c.ListOrdersWithResponse(ctx, &shopclient.ListOrdersParams{UserId: user, Limit: &limit})
+	list, err := c.ListOrdersWithResponse(ctx, &shopclient.ListOrdersParams{Limit: &limit})
 	must(t, "list orders", list, err, http.StatusOK)
 	if list.JSON200 == nil || len(*list.JSON200) != 1 || (*list.JSON200)[0].Id != o.Id {
 		t.Errorf("list orders: %s", list.Body)
@@ -76,16 +85,16 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 
 	// An amount whose cents need more than float32's 24 bits (and than a
 	// float64 printed short) round-trips exactly: the client holds strings.
-	_, err = cBig.CreateAccountWithResponse(ctx, shopclient.CreateAccountBody{UserId: big})
+	_, err = cBig.CreateAccountWithResponse(ctx, nil, shopclient.CreateAccountBody{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, err = cBig.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: big, Amount: "9999999.99"})
+	top, err = cBig.TopUpAccountWithResponse(ctx, nil, shopclient.TopUpBody{Amount: "9999999.99"})
 	must(t, "top up 9999999.99", top, err, http.StatusOK)
 	if top.JSON200.Balance != "9999999.99" {
 		t.Errorf("balance after topping up 9999999.99: %q", top.JSON200.Balance)
 	}
-	created, err = cBig.CreateOrderWithResponse(ctx, shopclient.CreateOrderBody{UserId: big, Amount: "9999999.99"})
+	created, err = cBig.CreateOrderWithResponse(ctx, nil, shopclient.CreateOrderBody{Amount: "9999999.99"})
 	must(t, "order 9999999.99", created, err, http.StatusCreated)
 	if created.JSON201.Amount != "9999999.99" {
 		t.Errorf("order amount %q, want 9999999.99", created.JSON201.Amount)
@@ -100,10 +109,24 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 	}
 
 	// Errors arrive typed, as the description promises, with what is wrong.
-	again, err := c.CreateAccountWithResponse(ctx, shopclient.CreateAccountBody{UserId: user})
+	again, err := c.CreateAccountWithResponse(ctx, nil, shopclient.CreateAccountBody{UserId: &user})
 	must(t, "create account again", again, err, http.StatusConflict)
 	if p := again.ApplicationproblemJSON409; p == nil || p.Status == nil || *p.Status != 409 {
 		t.Errorf("409 not typed: %s", again.Body)
+	}
+	other, err := c.TopUpAccountWithResponse(ctx, nil, shopclient.TopUpBody{UserId: &big, Amount: "1.00"})
+	must(t, "top up another user's account", other, err, http.StatusForbidden)
+	if other.ApplicationproblemJSON403 == nil {
+		t.Errorf("403 not typed: %s", other.Body)
+	}
+	anonymous, err := shopclient.NewClientWithResponses(gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied, err := anonymous.GetAccountBalanceWithResponse(ctx, user)
+	must(t, "balance without a token", denied, err, http.StatusUnauthorized)
+	if denied.ApplicationproblemJSON401 == nil || !strings.HasPrefix(denied.HTTPResponse.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("401 not typed or without a Bearer challenge: %s", denied.Body)
 	}
 	for amount, want := range map[string]string{
 		"1.001":         "must have at most two fraction digits",
@@ -112,7 +135,7 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 		"1000000000.01": "must be at most 1000000000.00",
 		"1e2":           "must be a decimal number",
 	} {
-		bad, err := c.CreateOrderWithResponse(ctx, shopclient.CreateOrderBody{UserId: user, Amount: amount})
+		bad, err := c.CreateOrderWithResponse(ctx, nil, shopclient.CreateOrderBody{Amount: amount})
 		must(t, "order "+amount, bad, err, http.StatusUnprocessableEntity)
 		p := bad.ApplicationproblemJSON422
 		if p == nil || p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Message == nil ||
@@ -125,13 +148,13 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 	if missing.ApplicationproblemJSON404 == nil {
 		t.Errorf("404 not typed: %s", missing.Body)
 	}
-	noAcct, err := cNoAccount.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: big + 1, Amount: "1.00"})
+	noAcct, err := cNoAccount.TopUpAccountWithResponse(ctx, nil, shopclient.TopUpBody{Amount: "1.00"})
 	must(t, "top up without account", noAcct, err, http.StatusNotFound)
 	if noAcct.ApplicationproblemJSON404 == nil {
 		t.Errorf("404 not typed: %s", noAcct.Body)
 	}
 	// A malformed body through the generated client's raw variant: 400.
-	raw, err := c.CreateOrderWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"user_id":`))
+	raw, err := c.CreateOrderWithBodyWithResponse(ctx, nil, "application/json", strings.NewReader(`{"user_id":`))
 	must(t, "malformed body", raw, err, http.StatusBadRequest)
 	if raw.ApplicationproblemJSON400 == nil {
 		t.Errorf("400 not typed: %s", raw.Body)
@@ -329,3 +352,5 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func ptr[T any](v T) *T { return &v }
