@@ -26,13 +26,14 @@ import (
 type settings struct {
 	DataDir             string
 	OpenAPIDir          string
-	GatewayAddr         string     `env:"GATEWAY_ADDR" envDefault:":8000" help:"gateway listen address"`
-	PaymentsAddr        string     `env:"PAYMENTS_ADDR" envDefault:":8001" help:"payments listen address"`
-	OrdersAddr          string     `env:"ORDERS_ADDR" envDefault:":8002" help:"orders listen address"`
-	OrdersDatabaseURL   string     `env:"ORDERS_DATABASE_URL" help:"orders database (postgres://… or sqlite:PATH); default: SQLite in the data directory"`
-	PaymentsDatabaseURL string     `env:"PAYMENTS_DATABASE_URL" help:"payments database; default: SQLite in the data directory"`
-	RedisURL            string     `env:"REDIS_URL" help:"Redis for the streams; default: an embedded Redis server"`
-	LogLevel            slog.Level `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	GatewayAddr         string        `env:"GATEWAY_ADDR" envDefault:":8000" help:"gateway listen address"`
+	PaymentsAddr        string        `env:"PAYMENTS_ADDR" envDefault:":8001" help:"payments listen address"`
+	OrdersAddr          string        `env:"ORDERS_ADDR" envDefault:":8002" help:"orders listen address"`
+	OrdersDatabaseURL   string        `env:"ORDERS_DATABASE_URL" help:"orders database (postgres://… or sqlite:PATH); default: SQLite in the data directory"`
+	PaymentsDatabaseURL string        `env:"PAYMENTS_DATABASE_URL" help:"payments database; default: SQLite in the data directory"`
+	RedisURL            string        `env:"REDIS_URL" help:"Redis for the streams; default: an embedded Redis server"`
+	LogLevel            slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	ReconcileAfter      time.Duration `env:"RECONCILE_AFTER" envDefault:"1m" help:"orders: request payment again for an order still NEW this long after its last request (then 2, 4 … times as long, at most 1h)"`
 
 	// telemetry gives each service its providers (default
 	// telemetry.ForService); tests record spans with their own.
@@ -54,6 +55,9 @@ func (c *settings) Validate() error {
 		if _, _, err := net.SplitHostPort(a.value); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", a.name, err))
 		}
+	}
+	if c.ReconcileAfter < 0 {
+		errs = append(errs, errors.New("RECONCILE_AFTER: must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -78,6 +82,7 @@ func run(ctx context.Context, cfg settings) error {
 		GatewayAddr: cfg.GatewayAddr, PaymentsAddr: cfg.PaymentsAddr, OrdersAddr: cfg.OrdersAddr,
 		OrdersDatabaseURL: cfg.OrdersDatabaseURL, PaymentsDatabaseURL: cfg.PaymentsDatabaseURL,
 		RedisURL: cfg.RedisURL, DataDir: cfg.DataDir, LogLevel: cfg.LogLevel, Telemetry: cfg.telemetry,
+		ReconcileAfter: cfg.ReconcileAfter,
 	})
 	if err != nil {
 		return err

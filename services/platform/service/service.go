@@ -106,6 +106,9 @@ func (i *Infra) Close() error {
 type Wired struct {
 	*HTTP
 	Messaging Messaging
+	// Workers are the service's own background loops, run beside the
+	// messaging workers (orders: the reconciler).
+	Workers []Worker
 }
 
 // Serve runs a stateful service until ctx ends, the same way for orders and
@@ -128,7 +131,7 @@ func Serve(ctx context.Context, cfg Config, migrations fs.FS, wire func(*Infra) 
 
 	// 3. Serve, relay and consume until ctx ends; then drain.
 	return Run(ctx, RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
-		w.Health, w.Handler, w.Messaging.Workers(infra, cfg)...)
+		w.Health, w.Handler, append(w.Messaging.Workers(infra, cfg), w.Workers...)...)
 }
 
 // Worker is a background loop that runs until its context ends.

@@ -8,6 +8,7 @@
 package usecase
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/contract"
@@ -26,8 +28,10 @@ import (
 	"shop/services/platform/database"
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
+	"shop/services/platform/money"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
+	"shop/services/platform/telemetry"
 )
 
 // Store loads, locks and saves orders (store.Store).
@@ -36,6 +40,8 @@ type Store interface {
 	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
 	ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error)
 	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error)
+	DuePayments(ctx context.Context, tx bun.IDB, now time.Time, limit int) ([]order.Order, error)
+	SavePaymentRequests(ctx context.Context, tx bun.IDB, orders []order.Order) error
 }
 
 // Outbox writes messages in the caller's transaction, and is told when they
@@ -56,26 +62,63 @@ type Deps struct {
 type Config struct {
 	// Creates tunes the group commit of new orders.
 	Creates database.GroupCommitConfig
+	// ReconcileAfter is how long an order may stay NEW after a payment
+	// request before Reconcile requests it again (RECONCILE_AFTER, default
+	// 1m); the spacing then grows (order.RetryDelay).
+	ReconcileAfter time.Duration
+	// Telemetry receives the re-request spans and counts, and the count of
+	// refused results (default: the global providers).
+	Telemetry telemetry.Providers
+	// Logger logs each re-request and each refused result (default
+	// slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	c.ReconcileAfter = cmp.Or(c.ReconcileAfter, time.Minute)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
 }
 
 // Orders are the orders service's use cases.
 type Orders struct {
 	d       Deps
+	cfg     Config
 	creates *database.GroupCommit[order.Order]
+	tracer  trace.Tracer
+	// rerequests counts payment requests sent again by Reconcile,
+	// mismatches the results refused for naming another user or amount.
+	rerequests metric.Int64Counter
+	mismatches metric.Int64Counter
 }
 
 // New returns the use cases on d.
 func New(d Deps, cfg Config) *Orders {
-	u := &Orders{d: d}
+	cfg = cfg.withDefaults()
+	u := &Orders{d: d, cfg: cfg, tracer: cfg.Telemetry.TracerProvider().Tracer(scope)}
 	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert)
+	meter := cfg.Telemetry.MeterProvider().Meter(scope)
+	// The API's errors are only for invalid names, which these are not.
+	u.rerequests, _ = meter.Int64Counter("orders.reconcile.requests",
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Payment requests sent again for orders still NEW after RECONCILE_AFTER (and the growing spacing)"))
+	u.mismatches, _ = meter.Int64Counter("orders.results.mismatched",
+		metric.WithUnit("{message}"),
+		metric.WithDescription("Payment results refused (dead-lettered) because their user or amount is not the order's"))
 	return u
 }
+
+const scope = "shop/services/orders/usecase"
 
 // Result is a payment result as the orders service applies it.
 type Result struct {
 	OrderID uuid.UUID
 	Status  order.Status
 	Reason  string
+	// UserID and Amount are the payer and the amount paid or declined, as
+	// payments recorded them; zero when the result does not say.
+	UserID int64
+	Amount money.Amount
 }
 
 // Create stores a new order and its payment request in one transaction:
@@ -98,6 +141,9 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[or
 	msgs := make([]outbox.Pending, len(batch))
 	for i, item := range batch {
 		o := item.Value
+		// Its first payment request, sent with it: the reconciler's clock
+		// starts now.
+		o.RequestPayment(o.CreatedAt, u.cfg.ReconcileAfter)
 		payload, err := json.Marshal(contract.PaymentRequested{OrderID: o.ID, UserID: o.UserID, Amount: o.Amount})
 		if err != nil {
 			return err
@@ -166,10 +212,24 @@ func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.De
 		results[i], spans[i] = res, d.Span()
 	}
 	_, err := u.settleAll(ctx, tx, results, spans)
-	if errors.Is(err, order.ErrNotFound) || errors.Is(err, order.ErrInvalidResult) {
+	if errors.Is(err, order.ErrResultMismatch) && len(batch) == 1 {
+		// Counted when the consumer applies the message alone, the time it
+		// is dead-lettered, not for the batch that failed first.
+		u.mismatched(ctx, batch[0], err)
+	}
+	if errors.Is(err, order.ErrNotFound) || errors.Is(err, order.ErrInvalidResult) || errors.Is(err, order.ErrResultMismatch) {
 		return stream.Permanent(err)
 	}
 	return err
+}
+
+// mismatched records a result refused because its user or amount is not
+// its order's. The order stays NEW: reconciliation requests its payment
+// again, and payments answers with the result it recorded.
+func (u *Orders) mismatched(ctx context.Context, d stream.Delivery, err error) {
+	u.mismatches.Add(ctx, 1)
+	u.cfg.Logger.WarnContext(trace.ContextWithSpan(ctx, d.Span()), "payment result refused",
+		"message_id", d.Message.ID, "error", err)
 }
 
 // decodeResult reads the payment result msg carries.
@@ -181,7 +241,7 @@ func decodeResult(msg messaging.Message) (Result, error) {
 	if err := json.Unmarshal(msg.Payload, &body); err != nil {
 		return Result{}, fmt.Errorf("decode payload: %w", err)
 	}
-	return Result{OrderID: body.OrderID, Status: order.Status(body.Status), Reason: body.Reason}, nil
+	return Result{OrderID: body.OrderID, Status: order.Status(body.Status), Reason: body.Reason, UserID: body.UserID, Amount: body.Amount}, nil
 }
 
 // settleAll applies payment results, in order, within tx, with one
@@ -196,6 +256,9 @@ func (u *Orders) settleAll(ctx context.Context, tx bun.IDB, results []Result, sp
 	now := time.Now().UTC()
 	settled := make([]bool, len(results))
 	orders, err := u.d.Orders.UpdateAll(ctx, tx, ids, func(i int, o *order.Order) (bool, error) {
+		if err := o.CheckResult(results[i].UserID, results[i].Amount); err != nil {
+			return false, err
+		}
 		changed, err := o.ApplyPayment(results[i].Status, results[i].Reason, now)
 		settled[i] = changed
 		return changed, err
