@@ -116,7 +116,7 @@ func printReport(w io.Writer, r forensics.Report, now time.Time) error {
 		fmt.Fprintf(tw, "; the next at %s (in %s)", stamp(o.PaymentRetryAt), o.PaymentRetryAt.Sub(now).Round(time.Second))
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "payment\t")
+	fmt.Fprintln(tw, "payment\tas the payments service recorded it")
 	if p := r.Payment; p != nil {
 		fmt.Fprintf(tw, "  outcome\t%s\n", p.Status)
 		if p.Reason != "" {
