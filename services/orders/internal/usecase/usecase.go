@@ -1,9 +1,11 @@
 // Package usecase is the orders service's application layer: one method per
 // use case (create an order, settle a batch of payment results, settle one
-// through the internal endpoint, read orders). Each owns its transaction,
-// the inbox record of the message it applies, the outbox rows it writes and
-// the wake-up of the relay after the commit; the status transition is
-// order.ApplyPayment, and the store only loads, locks and saves. The stream
+// through the internal endpoint, read orders, request again the payment of
+// orders left NEW). Each owns its transaction, the inbox record of the
+// message it applies, the outbox rows it writes and the wake-up of the
+// relay after the commit; the status transition is order.ApplyPayment, the
+// schedule of requests order.RequestPayment, and the store only loads,
+// locks and saves. The stream
 // consumer and the HTTP handlers both call these methods.
 package usecase
 
@@ -198,8 +200,8 @@ func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (o
 // HandleResults is the stream handler of payment results: it settles the
 // whole batch within tx, the consumer's transaction with the inbox records,
 // with two statements. A message that can never apply (malformed, not a
-// result, or for an order that does not exist) fails the batch with a
-// permanent error; the consumer then applies the messages one by one and
+// result, for an order that does not exist, or naming another user or
+// amount than its order's) fails the batch with a permanent error; the consumer then applies the messages one by one and
 // dead-letters only that one.
 func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
 	results := make([]Result, len(batch))
