@@ -35,8 +35,8 @@ var orderCommand = command{
 		"                   each with whether the relay published it and whether the other service's\n" +
 		"                   inbox records it as applied, and its trace id\n" +
 		"  dead letters     entries of payments.requests.dlq and payments.results.dlq naming the order\n" +
-		"  traces           the trace ids of its messages, the first the trace of the order's creation\n" +
-		"                   (`shopctl trace ORDER_ID` prints that one)\n\n" +
+		"  traces           the order's trace id (its creation, its payment and any request sent again;\n" +
+		"                   `shopctl trace ORDER_ID` prints it), and any other trace a message is in\n\n" +
 		"Outbox rows are kept a day after they are published and inbox records a week; older ones are gone.\n" +
 		"Exit status 1 when the order does not exist.",
 	env: []envVar{ordersDatabaseURL, paymentsDatabaseURL, redisURL},

@@ -53,6 +53,9 @@ type Order struct {
 	PaymentRequests    int
 	PaymentRequestedAt time.Time
 	PaymentRetryAt     time.Time
+	// PaymentTrace is the W3C traceparent of the first payment request,
+	// which the requests sent again continue: one trace per order.
+	PaymentTrace string
 }
 
 // NewOrder returns a NEW order with a fresh UUIDv7 id.

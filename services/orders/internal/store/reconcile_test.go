@@ -32,6 +32,7 @@ func TestDuePaymentsAndTheirSchedule(t *testing.T) {
 		base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 		old, older, fresh, settled := requested(t, 1, base.Add(-2*time.Minute)), requested(t, 2, base.Add(-3*time.Minute)),
 			requested(t, 3, base.Add(-30*time.Second)), requested(t, 4, base.Add(-time.Hour))
+		older.PaymentTrace = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
 		insert(t, db, s, old, older, fresh, settled)
 		if _, err := s.UpdateAll(ctx, db, []uuid.UUID{settled.ID}, func(_ int, o *order.Order) (bool, error) {
 			return o.ApplyPayment(order.Finished, "", base)
@@ -46,7 +47,8 @@ func TestDuePaymentsAndTheirSchedule(t *testing.T) {
 		if len(due) != 2 || due[0].ID != older.ID || due[1].ID != old.ID {
 			t.Fatalf("due = %v, want the two NEW orders past their retry time, older first", ids(due))
 		}
-		if due[0].PaymentRequests != 1 || !due[0].PaymentRequestedAt.Equal(older.PaymentRequestedAt) || !due[0].PaymentRetryAt.Equal(older.PaymentRetryAt) {
+		if due[0].PaymentRequests != 1 || !due[0].PaymentRequestedAt.Equal(older.PaymentRequestedAt) || !due[0].PaymentRetryAt.Equal(older.PaymentRetryAt) ||
+			due[0].PaymentTrace != older.PaymentTrace {
 			t.Fatalf("schedule did not round-trip: %+v", due[0])
 		}
 		if got, _ := s.DuePayments(ctx, db, base, 1); len(got) != 1 || got[0].ID != older.ID {

@@ -42,6 +42,7 @@ type orderRow struct {
 	PaymentRequests    int       `bun:"payment_requests,notnull"`
 	PaymentRequestedAt time.Time `bun:"payment_requested_at,notnull"`
 	PaymentRetryAt     time.Time `bun:"payment_retry_at,notnull"`
+	PaymentTrace       string    `bun:"payment_traceparent,notnull"`
 }
 
 func toRow(o order.Order) *orderRow {
@@ -49,6 +50,7 @@ func toRow(o order.Order) *orderRow {
 		ID: o.ID, UserID: o.UserID, Amount: int64(o.Amount), Description: o.Description,
 		Status: string(o.Status), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 		PaymentRequests: o.PaymentRequests, PaymentRequestedAt: o.PaymentRequestedAt.UTC(), PaymentRetryAt: o.PaymentRetryAt.UTC(),
+		PaymentTrace: o.PaymentTrace,
 	}
 	if o.CancelReason != "" {
 		r.CancelReason = &o.CancelReason
@@ -61,6 +63,7 @@ func (r *orderRow) order() order.Order {
 		ID: r.ID, UserID: r.UserID, Amount: money.Amount(r.Amount), Description: r.Description,
 		Status: order.Status(r.Status), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		PaymentRequests: r.PaymentRequests, PaymentRequestedAt: r.PaymentRequestedAt.UTC(), PaymentRetryAt: r.PaymentRetryAt.UTC(),
+		PaymentTrace: r.PaymentTrace,
 	}
 	if r.CancelReason != nil {
 		o.CancelReason = *r.CancelReason

@@ -10,6 +10,7 @@ import (
 
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/contract"
@@ -26,8 +27,8 @@ import (
 // and schedules each one's next request further out (order.RetryDelay).
 // A request or result the broker lost is so sent again; payments answers an
 // order it decided before with the result it recorded, never a second
-// debit. Each re-request starts a trace of its own, found by its order id
-// (shop.order.id), and is counted and logged. It returns the orders it
+// debit. Each re-request is a span in the order's trace (of its first
+// request), and is counted and logged. It returns the orders it
 // requested again.
 func (u *Orders) Reconcile(ctx context.Context, now time.Time, limit int) ([]order.Order, error) {
 	var due []order.Order
@@ -47,7 +48,7 @@ func (u *Orders) Reconcile(ctx context.Context, now time.Time, limit int) ([]ord
 		for i := range due {
 			o := &due[i]
 			o.RequestPayment(now, u.cfg.ReconcileAfter)
-			_, span := u.tracer.Start(ctx, "reconcile payment request", trace.WithNewRoot(),
+			_, span := u.tracer.Start(orderTrace(ctx, o.PaymentTrace), "reconcile payment request",
 				trace.WithSpanKind(trace.SpanKindInternal),
 				trace.WithAttributes(
 					shopattr.OrderID.String(o.ID.String()),
@@ -93,6 +94,17 @@ func (u *Orders) Reconcile(ctx context.Context, now time.Time, limit int) ([]ord
 			"next_at", o.PaymentRetryAt)
 	}
 	return due, nil
+}
+
+// orderTrace is ctx continuing the trace of traceparent, the order's first
+// payment request, so that the order's story stays one trace; with none
+// (an order from before the column), ctx starts a new trace.
+func orderTrace(ctx context.Context, traceparent string) context.Context {
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	if traceparent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
 }
 
 // endAll ends spans of a transaction that is being retried.

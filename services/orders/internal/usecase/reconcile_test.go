@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -36,11 +38,16 @@ type observed struct {
 	log     *bytes.Buffer
 }
 
+// observedUseCases returns use cases on d whose telemetry a test reads;
+// with a database, its outbox reports to the same tracer.
 func observedUseCases(d usecase.Deps, after time.Duration) observed {
 	o := observed{spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader(), log: &bytes.Buffer{}}
 	tel := telemetry.Providers{
 		Tracer: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans)),
 		Meter:  sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.metrics)),
+	}
+	if d.DB != nil {
+		d.Outbox = outbox.New(d.DB, outbox.Config{Telemetry: tel})
 	}
 	o.uc = usecase.New(d, usecase.Config{ReconcileAfter: after, Telemetry: tel, Logger: slog.New(slog.NewJSONHandler(o.log, nil))})
 	return o
@@ -81,10 +88,14 @@ func requests(t *testing.T, db *bun.DB) []outbox.Row {
 // order never is. Each re-request is a span of its own, counted and logged
 // with its attempt.
 func TestReconcileRequestsPaymentAgainWithGrowingSpacing(t *testing.T) {
+	// The outbox stores each message's trace context as the services do.
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		s := store.New(db)
-		obs := observedUseCases(usecase.Deps{DB: db, Orders: s, Outbox: outbox.New(db, outbox.Config{})}, time.Minute)
+		obs := observedUseCases(usecase.Deps{DB: db, Orders: s}, time.Minute)
 		uc := obs.uc
 		stuck, paid := newOrder(t, 7, 1230), newOrder(t, 8, 500)
 		for _, o := range []order.Order{stuck, paid} {
@@ -155,6 +166,20 @@ func TestReconcileRequestsPaymentAgainWithGrowingSpacing(t *testing.T) {
 		if !strings.Contains(obs.log.String(), `"`+shopattr.LogAttempt+`":4`) || !strings.Contains(obs.log.String(), stuck.ID.String()) {
 			t.Errorf("log lines lack the order id or attempt:\n%s", obs.log)
 		}
+		// The re-requests continue the trace of the order's first request,
+		// as do the messages they write.
+		firstTrace := strings.Split(rows[0].Traceparent, "-")[1]
+		if rows[0].Traceparent == "" || strings.Split(rows[1].Traceparent, "-")[1] == firstTrace {
+			t.Fatalf("the two orders' requests are not in traces of their own: %q, %q", rows[0].Traceparent, rows[1].Traceparent)
+		}
+		if p := payloadOf(t, rows[0]); p.OrderID != stuck.ID {
+			firstTrace = strings.Split(rows[1].Traceparent, "-")[1]
+		}
+		for _, r := range rows[2:] {
+			if got := strings.Split(r.Traceparent, "-")[1]; got != firstTrace {
+				t.Errorf("re-request in trace %s, the order's is %s", got, firstTrace)
+			}
+		}
 		var reconcileSpans int
 		for _, span := range obs.spans.Ended() {
 			if span.Name() != "reconcile payment request" {
@@ -164,6 +189,9 @@ func TestReconcileRequestsPaymentAgainWithGrowingSpacing(t *testing.T) {
 			attrs := attrMap(span.Attributes())
 			if attrs[shopattr.OrderID] != stuck.ID.String() || attrs[shopattr.PaymentAttempt] == "" {
 				t.Errorf("span attributes %v", attrs)
+			}
+			if got := span.SpanContext().TraceID().String(); got != firstTrace || !span.Parent().IsRemote() {
+				t.Errorf("reconcile span in trace %s (parent remote %v), want the order's %s", got, span.Parent().IsRemote(), firstTrace)
 			}
 		}
 		if reconcileSpans != 3 {
@@ -215,3 +243,12 @@ func TestHandleResultsRefusesAMismatch(t *testing.T) {
 }
 
 func moneyOf(cents int64) money.Amount { return money.Amount(cents) }
+
+func payloadOf(t *testing.T, r outbox.Row) contract.PaymentRequested {
+	t.Helper()
+	var p contract.PaymentRequested
+	if err := json.Unmarshal([]byte(r.Payload), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -155,11 +155,17 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[or
 			Stream: contract.PaymentRequestsStream, Type: contract.PaymentRequestedType, Payload: payload,
 		}}
 	}
-	if err := u.d.Orders.InsertAll(ctx, tx, orders); err != nil {
+	stored, err := u.d.Outbox.AddAll(ctx, tx, msgs)
+	if err != nil {
 		return err
 	}
-	_, err := u.d.Outbox.AddAll(ctx, tx, msgs)
-	return err
+	// Each order keeps its request's trace, for the requests sent again.
+	for i := range orders {
+		if i < len(stored) {
+			orders[i].PaymentTrace = stored[i].Traceparent
+		}
+	}
+	return u.d.Orders.InsertAll(ctx, tx, orders)
 }
 
 // Get returns the order with id.

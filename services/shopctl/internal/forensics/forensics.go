@@ -38,6 +38,9 @@ type Order struct {
 	PaymentRequests    int       `bun:"payment_requests"`
 	PaymentRequestedAt time.Time `bun:"payment_requested_at"`
 	PaymentRetryAt     time.Time `bun:"payment_retry_at"`
+	// Traceparent is the W3C trace context of the order's first payment
+	// request, which the requests sent again continue.
+	Traceparent string `bun:"payment_traceparent"`
 }
 
 // Payment is the outcome the payments database recorded for the order.
@@ -73,8 +76,14 @@ type Message struct {
 }
 
 // TraceID is the trace the message belongs to, "" when it carries none.
-func (m Message) TraceID() string {
-	parts := strings.Split(m.Traceparent, "-")
+func (m Message) TraceID() string { return traceID(m.Traceparent) }
+
+// TraceID is the order's trace, "" when it has none recorded.
+func (o Order) TraceID() string { return traceID(o.Traceparent) }
+
+// traceID is the trace id of a W3C traceparent.
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
 	if len(parts) != 4 {
 		return ""
 	}
@@ -91,12 +100,16 @@ type Report struct {
 	DeadLetters []deadletter.Letter
 }
 
-// TraceIDs lists the traces of the order's messages, each once, oldest
-// first: the first is the trace of the request that created the order,
-// the others those of the reconciler's re-requests.
+// TraceIDs lists the order's trace and any other its messages are in,
+// each once: all of them are in the order's trace unless it was created
+// before orders recorded it, or a message came from elsewhere.
 func (r Report) TraceIDs() []string {
 	var ids []string
 	seen := map[string]bool{}
+	if id := r.Order.TraceID(); id != "" {
+		seen[id] = true
+		ids = append(ids, id)
+	}
 	for _, m := range r.Messages {
 		if id := m.TraceID(); id != "" && !seen[id] {
 			seen[id] = true
@@ -114,7 +127,7 @@ func (r Report) TraceIDs() []string {
 func Gather(ctx context.Context, ordersDB, paymentsDB bun.IDB, rdb redis.UniversalClient, id uuid.UUID) (Report, error) {
 	var r Report
 	err := ordersDB.NewRaw(`SELECT id, user_id, amount, description, status, cancel_reason, created_at, updated_at,
-		payment_requests, payment_requested_at, payment_retry_at FROM orders WHERE id = ?`, id).Scan(ctx, &r.Order)
+		payment_requests, payment_requested_at, payment_retry_at, payment_traceparent FROM orders WHERE id = ?`, id).Scan(ctx, &r.Order)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("order %s: %w", id, ErrNotFound)
 	}

@@ -21,3 +21,9 @@ UPDATE orders SET payment_requested_at = created_at, payment_retry_at = created_
 
 -- The reconciler's look-up: NEW orders by the time they are due.
 CREATE INDEX orders_new_payment_retry_at ON orders (payment_retry_at) WHERE status = 'NEW';
+
+--bun:split
+
+-- The W3C traceparent of the order's first payment request: the requests
+-- sent again continue the order's trace. Empty for orders from before.
+ALTER TABLE orders ADD COLUMN payment_traceparent TEXT NOT NULL DEFAULT '';
