@@ -11,11 +11,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"shop/services/gateway/internal/access"
 	"shop/services/gateway/internal/apispec"
 	"shop/services/gateway/internal/proxy"
+	"shop/services/gateway/internal/ratelimit"
 	"shop/services/platform/telemetry"
 	"shop/services/platform/web"
 )
@@ -47,19 +51,30 @@ func Run(ctx context.Context, cfg Config) error {
 		otelhttp.WithTracerProvider(cfg.Telemetry.TracerProvider()),
 		otelhttp.WithMeterProvider(cfg.Telemetry.MeterProvider()))
 
-	// 3. The HTTP handler: routes, the gateway's own API and the merged
-	// spec, which fetches the services' descriptions in the background
-	// until it has them all.
+	// 3. Authentication and rate limits, which stand before every public
+	// operation.
 	health := web.NewHealth()
-	handler, spec, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes, cfg.Telemetry)
+	g, closeGuard, err := newGuard(cfg, health)
 	if err != nil {
 		return err
 	}
-	specCtx, stopSpec := context.WithCancel(ctx)
-	defer stopSpec()
-	go spec.Run(specCtx)
+	defer closeGuard()
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	if g.auth != nil {
+		go g.auth.Run(bgCtx)
+	}
 
-	// 4. Health. Readiness waits, once, for the complete API description:
+	// 4. The HTTP handler: routes, the gateway's own API and the merged
+	// spec, which fetches the services' descriptions in the background
+	// until it has them all.
+	handler, spec, err := newHandler(health, upstreams, client, cfg.MaxBodyBytes, g, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	go spec.Run(bgCtx)
+
+	// 5. Health. Readiness waits, once, for the complete API description:
 	// a gateway that cannot yet describe its whole API is not ready.
 	// Afterwards it checks no upstream on purpose: with a service down, the
 	// gateway still serves the other service's operations, the docs, and a
@@ -69,7 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// service's own readiness takes its replicas out of its Service instead.
 	health.Add(web.Check{Name: "openapi", Check: spec.Check})
 
-	// 5. Serve until ctx ends. Then readiness fails first, and only after
+	// 6. Serve until ctx ends. Then readiness fails first, and only after
 	// that does the server stop accepting and drain what it has.
 	onListen := func(addr net.Addr) {
 		slog.InfoContext(ctx, "gateway listening", "addr", addr.String(),
@@ -82,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // newHandler builds the gateway's HTTP handler.
-func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64, tel telemetry.Providers) (http.Handler, *apispec.Spec, error) {
+func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.RoundTripper, maxBody int64, g guard, tel telemetry.Providers) (http.Handler, *apispec.Spec, error) {
 	mux := http.NewServeMux()
 
 	// The gateway's own Huma API (health routes and docs UI) lives on a mux
@@ -110,7 +125,7 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	mux.HandleFunc("GET /openapi-3.0.json", spec.ServeJSON30)
 	mux.HandleFunc("GET /openapi-3.0.yaml", spec.ServeYAML30)
 
-	if err := proxy.Register(mux, proxy.Config{Upstreams: upstreams, Transport: rt, MaxBodyBytes: maxBody}); err != nil {
+	if err := proxy.Register(mux, proxy.Config{Upstreams: upstreams, Transport: rt, MaxBodyBytes: maxBody, Guard: g.wrap}); err != nil {
 		return nil, nil, err
 	}
 
@@ -122,4 +137,44 @@ func newHandler(health *web.Health, upstreams map[string]*url.URL, rt http.Round
 	// whose context otelhttp's transport carries to the service.
 	h = web.Observe(h, mux, tel)
 	return h, spec, nil
+}
+
+// newGuard builds the authentication and the rate limits cfg asks for, and
+// adds their health checks: the issuer's discovery to readiness, Redis as a
+// detail that never makes the gateway unready. release closes Redis.
+func newGuard(cfg Config, health *web.Health) (g guard, release func(), err error) {
+	release = func() {}
+	if cfg.Auth == AuthOff {
+		slog.Warn("AUTH=off: the gateway authenticates no one; every public operation is open to anyone who reaches it")
+	} else {
+		g.auth, err = access.New(access.Config{
+			IssuerURL: cfg.OIDCIssuerURL, Audience: cfg.OIDCAudience, UserClaim: cfg.OIDCUserClaim, Secret: []byte(cfg.JWTHS256Secret),
+		})
+		if err != nil {
+			return g, release, err
+		}
+		if cfg.OIDCIssuerURL != "" {
+			health.Add(web.Check{Name: "oidc-issuer", Check: g.auth.Check})
+		}
+	}
+	if cfg.RateLimit == 0 {
+		slog.Info("RATE_LIMIT=0: rate limits are off")
+		return g, release, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return g, release, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	// A rate limit is asked on every request: a Redis that is slow to
+	// answer is given up on quickly, and the request passes.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	opts.MaxRetries, opts.DialerRetries = 0, 1
+	rdb := redis.NewClient(opts)
+	g.limiter, err = ratelimit.New(rdb, ratelimit.Config{Rate: cfg.RateLimit, Burst: cfg.RateLimitBurst}, cfg.Telemetry)
+	if err != nil {
+		rdb.Close()
+		return g, release, err
+	}
+	health.Add(web.Check{Name: "redis", Check: g.limiter.Check, Optional: true})
+	return g, func() { rdb.Close() }, nil
 }

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"shop/services/gateway/app"
+	"shop/services/gateway/internal/authtest"
 	"shop/services/gateway/internal/upstreamtest"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/web"
 )
 
@@ -39,8 +41,21 @@ func testConfig(ordersURL, paymentsURL string) app.Config {
 		MaxBodyBytes:    1 << 20,
 		ShutdownTimeout: 5 * time.Second,
 		LogLevel:        slog.LevelInfo,
+		Auth:            app.AuthJWT,
+		OIDCAudience:    authtoken.Audience,
+		OIDCUserClaim:   "sub",
+		JWTHS256Secret:  authtest.Secret,
+		RedisURL:        "redis://localhost:6379/0",
+		RateLimit:       0, // the rate limit tests turn it on
+		RateLimitBurst:  200,
 	}
 }
+
+// testUser is the user of the token do sends unless told otherwise.
+const testUser = 7
+
+// noToken as do's header sends no Authorization.
+func noToken() http.Header { return http.Header{"Authorization": nil} }
 
 type gateway struct {
 	URL    string
@@ -109,11 +124,16 @@ type response struct {
 	body   []byte
 }
 
+// do sends a request with header, and a good token for testUser unless
+// header has an Authorization entry (noToken for none).
 func (g *gateway) do(t *testing.T, method, path string, body io.Reader, header http.Header) response {
 	t.Helper()
 	req, err := http.NewRequest(method, g.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := header["Authorization"]; !ok {
+		req.Header.Set("Authorization", authtest.Bearer(authtest.Token(t, testUser)))
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -228,6 +248,9 @@ func TestRouting(t *testing.T) {
 			}
 			if proto := got.Header.Get("X-Forwarded-Proto"); proto != "http" {
 				t.Errorf("X-Forwarded-Proto %q", proto)
+			}
+			if user := got.Header.Values(web.UserHeader); !slices.Equal(user, []string{"7"}) {
+				t.Errorf("%s %v, want the token's user 7", web.UserHeader, user)
 			}
 		})
 	}
@@ -544,6 +567,22 @@ func TestConfigValidate(t *testing.T) {
 		{"negative shutdown", func(c *app.Config) { c.ShutdownTimeout = -time.Second }, "SHUTDOWN_TIMEOUT"},
 		{"zero body", func(c *app.Config) { c.MaxBodyBytes = 0 }, "MAX_BODY_BYTES"},
 		{"bad address", func(c *app.Config) { c.HTTPAddr = "8000" }, "HTTP_ADDR"},
+		{"AUTH=off", func(c *app.Config) { c.Auth, c.JWTHS256Secret = app.AuthOff, "" }, ""},
+		{"issuer only", func(c *app.Config) { c.OIDCIssuerURL, c.JWTHS256Secret = "https://dex.shop.svc:5556/dex", "" }, ""},
+		{"unknown AUTH", func(c *app.Config) { c.Auth = "basic" }, "AUTH"},
+		{"empty AUTH", func(c *app.Config) { c.Auth = "" }, "AUTH"},
+		{"jwt with nothing to check tokens with", func(c *app.Config) { c.JWTHS256Secret = "" }, "AUTH=jwt needs OIDC_ISSUER_URL"},
+		{"short secret", func(c *app.Config) { c.JWTHS256Secret = strings.Repeat("k", 31) }, "JWT_HS256_SECRET"},
+		{"relative issuer", func(c *app.Config) { c.OIDCIssuerURL = "dex:5556" }, "OIDC_ISSUER_URL"},
+		{"empty audience", func(c *app.Config) { c.OIDCAudience = "" }, "OIDC_AUDIENCE"},
+		{"nested user claim", func(c *app.Config) { c.OIDCUserClaim = "federated_claims.user_id" }, ""},
+		{"empty user claim", func(c *app.Config) { c.OIDCUserClaim = "" }, "OIDC_USER_CLAIM"},
+		{"user claim with an empty segment", func(c *app.Config) { c.OIDCUserClaim = "federated_claims..user_id" }, "OIDC_USER_CLAIM"},
+		{"user claim ending in a dot", func(c *app.Config) { c.OIDCUserClaim = "federated_claims." }, "OIDC_USER_CLAIM"},
+		{"negative rate", func(c *app.Config) { c.RateLimit = -1 }, "RATE_LIMIT"},
+		{"zero burst", func(c *app.Config) { c.RateLimit, c.RateLimitBurst = 10, 0 }, "RATE_LIMIT_BURST"},
+		{"bad Redis URL", func(c *app.Config) { c.RateLimit, c.RedisURL = 10, "http://redis" }, "REDIS_URL"},
+		{"bad Redis URL, rate limits off", func(c *app.Config) { c.RateLimit, c.RedisURL = 0, "http://redis" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"shop/services/gateway/internal/access"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/telemetry"
 )
 
@@ -20,6 +24,16 @@ type Config struct {
 	MaxBodyBytes    int64         `env:"MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body; a larger one is answered 413"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long requests in flight may finish on shutdown"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+
+	Auth          string `env:"AUTH" envDefault:"jwt" help:"jwt: every public operation needs an Authorization: Bearer token (from OIDC_ISSUER_URL or signed with JWT_HS256_SECRET); off: no authentication at all, for development only (warned at start)"`
+	OIDCIssuerURL string `env:"OIDC_ISSUER_URL" help:"OpenID Connect issuer whose tokens are accepted (RS256, ES256, …; discovery and JWKS are read from it), e.g. https://dex.example.com"`
+	// OIDCUserClaim is the issuer's claim holding the user id; a dotted path reaches a nested one.
+	OIDCUserClaim  string `env:"OIDC_USER_CLAIM" envDefault:"sub" help:"the claim of OIDC_ISSUER_URL's tokens that holds the user id (a positive decimal, as a string or a number); a dotted path reaches a nested claim, e.g. federated_claims.user_id for Dex (scope federated:id), whose sub is opaque; HS256 tokens always use sub"`
+	OIDCAudience   string `env:"OIDC_AUDIENCE" envDefault:"shop" help:"the aud every token must carry; for ID tokens (Dex) the client id"`
+	JWTHS256Secret string `env:"JWT_HS256_SECRET" secret:"true" help:"shared secret (at least 32 bytes) for HS256 tokens with iss \"shop\", instead of or besides an issuer; for development and tests"`
+	RedisURL       string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0" help:"Redis that holds the rate limits, shared by every gateway replica; when it cannot be reached, requests pass unlimited"`
+	RateLimit      int    `env:"RATE_LIMIT" envDefault:"100" help:"requests per second per user (per client address without a valid token); 0 turns rate limits off"`
+	RateLimitBurst int    `env:"RATE_LIMIT_BURST" envDefault:"200" help:"requests a caller may send at once above RATE_LIMIT"`
 
 	// OnListen, if set, is called with the bound address once the gateway
 	// listens: with HTTP_ADDR=127.0.0.1:0, tests and devstack learn the port.
@@ -56,7 +70,55 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES: must be positive, got %d", c.MaxBodyBytes))
 	}
+	errs = append(errs, c.validateAuth()...)
+	if c.RateLimit < 0 {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT: must be 0 (off) or positive, got %d", c.RateLimit))
+	}
+	if c.RateLimit > 0 {
+		if c.RateLimitBurst < 1 {
+			errs = append(errs, fmt.Errorf("RATE_LIMIT_BURST: must be positive, got %d", c.RateLimitBurst))
+		}
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// Authentication modes (AUTH).
+const (
+	AuthJWT = "jwt"
+	AuthOff = "off"
+)
+
+func (c Config) validateAuth() []error {
+	var errs []error
+	switch c.Auth {
+	case AuthOff:
+		return nil
+	case AuthJWT:
+	default:
+		return []error{fmt.Errorf("AUTH: must be %q or %q, got %q", AuthJWT, AuthOff, c.Auth)}
+	}
+	if c.OIDCIssuerURL == "" && c.JWTHS256Secret == "" {
+		errs = append(errs, errors.New("AUTH=jwt needs OIDC_ISSUER_URL (an OpenID Connect issuer) or JWT_HS256_SECRET "+
+			"(a shared secret of at least 32 bytes) to check tokens with; AUTH=off runs without authentication"))
+	}
+	if c.OIDCIssuerURL != "" {
+		if _, err := upstreamURL(c.OIDCIssuerURL); err != nil {
+			errs = append(errs, fmt.Errorf("OIDC_ISSUER_URL: %w", err))
+		}
+	}
+	if c.JWTHS256Secret != "" && len(c.JWTHS256Secret) < authtoken.MinSecretLen {
+		errs = append(errs, fmt.Errorf("JWT_HS256_SECRET: must be at least %d bytes, got %d", authtoken.MinSecretLen, len(c.JWTHS256Secret)))
+	}
+	if c.OIDCAudience == "" {
+		errs = append(errs, errors.New("OIDC_AUDIENCE: must not be empty"))
+	}
+	if _, err := access.ClaimPath(c.OIDCUserClaim); err != nil {
+		errs = append(errs, fmt.Errorf("OIDC_USER_CLAIM: %w", err))
+	}
+	return errs
 }
 
 // upstreamURL parses an upstream's base URL: absolute, http or https, a

@@ -20,6 +20,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"shop/services/gateway/app"
+	"shop/services/gateway/internal/authtest"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/service/servicetest"
 	"shop/services/platform/web"
 )
@@ -36,8 +38,9 @@ func startService(t *testing.T, name, redisAddr string) *servicetest.Process {
 }
 
 // startGateway runs the gateway in this process, in front of orders and
-// payments, until the test ends.
-func startGateway(t *testing.T, ordersURL, paymentsURL string) string {
+// payments, until the test ends: authentication on (tokens of issuer, or
+// HS256 with authtest.Secret), rate limits kept in the Redis at redisAddr.
+func startGateway(t *testing.T, ordersURL, paymentsURL, issuer, redisAddr string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan net.Addr, 1)
@@ -45,6 +48,9 @@ func startGateway(t *testing.T, ordersURL, paymentsURL string) string {
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0", OrdersURL: ordersURL, PaymentsURL: paymentsURL,
 		UpstreamTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: 5 * time.Second,
+		Auth: app.AuthJWT, OIDCIssuerURL: issuer, OIDCAudience: authtoken.Audience, OIDCUserClaim: "sub",
+		JWTHS256Secret: authtest.Secret,
+		RedisURL:       "redis://" + redisAddr, RateLimit: 100, RateLimitBurst: 200,
 		OnListen: func(a net.Addr) { addrs <- a },
 	}
 	go func() { errc <- app.Run(ctx, cfg) }()
@@ -82,8 +88,9 @@ func startGateway(t *testing.T, ordersURL, paymentsURL string) string {
 }
 
 type client struct {
-	t    *testing.T
-	base string
+	t     *testing.T
+	base  string
+	token string // sent as a bearer token unless empty
 }
 
 // call sends a JSON request and decodes the answer into out (if not nil).
@@ -103,6 +110,9 @@ func (c client) call(method, path string, body any, out any) (int, http.Header, 
 		c.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", authtest.Bearer(c.token))
+	}
 	req.Header.Set(web.RequestIDHeader, "e2e-"+strings.ReplaceAll(strings.Trim(path, "/"), "/", "-"))
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
@@ -153,8 +163,19 @@ func TestShopThroughGateway(t *testing.T) {
 	redis := miniredis.RunT(t)
 	orders := startService(t, "orders", redis.Addr())
 	payments := startService(t, "payments", redis.Addr())
-	c := client{t, startGateway(t, orders.URL, payments.URL)}
+	iss := authtest.NewIssuer(t)
 	const user = 4242
+	c := client{t, startGateway(t, orders.URL, payments.URL, iss.URL, redis.Addr()), iss.Token(t, user)}
+
+	// Without a token nothing happens; with a shared-secret token as well
+	// as with the issuer's, the shop answers.
+	anonymous := client{t, c.base, ""}
+	if status, h, raw := anonymous.call("POST", "/accounts", map[string]any{"user_id": user}, nil); status != http.StatusUnauthorized ||
+		!strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("POST /accounts without a token: %d %q %s, want 401 with a Bearer challenge", status, h.Get("WWW-Authenticate"), raw)
+	}
+	shared := client{t, c.base, authtest.Token(t, user)}
+	shared.must("GET", fmt.Sprintf("/orders?user_id=%d", user), nil, http.StatusOK, nil)
 
 	var acc account
 	c.must("POST", "/accounts", map[string]any{"user_id": user}, http.StatusCreated, &acc)

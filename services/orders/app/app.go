@@ -13,6 +13,7 @@ import (
 	"shop/services/orders/internal/httpapi"
 	"shop/services/orders/internal/store"
 	"shop/services/orders/internal/usecase"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
 )
@@ -54,7 +55,8 @@ type App struct {
 func New(infra *service.Infra, cfg Config) *App {
 	st := store.New(infra.DB)
 	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
-	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob},
+	keys := idempotency.New(infra.DB, idempotency.Config{})
+	orders := usecase.New(usecase.Deps{DB: infra.DB, Orders: st, Outbox: ob, Keys: keys},
 		usecase.Config{ReconcileAfter: cfg.ReconcileAfter, Telemetry: infra.Telemetry})
 	h := service.NewHTTP(infra, "Orders", "Orders and their status; each order is paid for automatically.")
 	httpapi.Register(h.API, orders)

@@ -11,6 +11,7 @@ import (
 	"shop/services/payments/internal/httpapi"
 	"shop/services/payments/internal/store"
 	"shop/services/payments/internal/usecase"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/outbox"
 	"shop/services/platform/service"
 )
@@ -34,7 +35,7 @@ type App struct {
 func New(infra *service.Infra) *App {
 	st := store.New(infra.DB)
 	ob := outbox.New(infra.DB, outbox.Config{Telemetry: infra.Telemetry})
-	payments := usecase.New(usecase.Deps{DB: infra.DB, Accounts: st, Ledger: st, Outbox: ob}, usecase.Config{Telemetry: infra.Telemetry})
+	payments := usecase.New(usecase.Deps{DB: infra.DB, Accounts: st, Ledger: st, Outbox: ob, Keys: idempotency.New(infra.DB, idempotency.Config{})}, usecase.Config{Telemetry: infra.Telemetry})
 	h := service.NewHTTP(infra, "Payments", "Accounts and balances; pays for orders.")
 	httpapi.Register(h.API, payments)
 	// It consumes payment requests and publishes the results from its outbox.

@@ -37,7 +37,7 @@ func TestAccountsAPI(t *testing.T) {
 				{"create zero user", "POST", "/accounts", `{"user_id":0}`, 422, "", "expected number >= 1"},
 				{"create negative user", "POST", "/accounts", `{"user_id":-3}`, 422, "", "expected number >= 1"},
 				{"create text user", "POST", "/accounts", `{"user_id":"42"}`, 422, "", "expected integer"},
-				{"create without user", "POST", "/accounts", `{}`, 422, "", "required property user_id"},
+				{"create without user", "POST", "/accounts", `{}`, 422, "", "user_id is required"},
 				{"create unknown field", "POST", "/accounts", `{"user_id":1,"x":1}`, 422, "", "unexpected property"},
 				{"create bad json", "POST", "/accounts", `{"user_id":`, 400, "", ""},
 				{"top up string", "POST", "/accounts/top-up", `{"user_id":42,"amount":"100.00"}`, 200, "100.00", ""},

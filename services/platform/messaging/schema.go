@@ -11,8 +11,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations create the outbox and inbox tables (outbox.Row, inbox.Row):
-// the one definition of them that every service, test and benchmark uses.
+// Migrations create the platform's tables, the outbox and inbox
+// (outbox.Row, inbox.Row) and the idempotency keys (idempotency.Row): the
+// one definition of them that every service, test and benchmark uses.
 // A service applies them first in its migration sequence (see
 // ServiceMigrations).
 var Migrations, _ = fs.Sub(migrations, "migrations")

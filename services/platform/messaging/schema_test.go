@@ -28,8 +28,8 @@ func TestMigrationsUpgradeTablesTheServicesCreated(t *testing.T) {
 				}
 			}
 			applied, err := database.Migrate(ctx, d.DB, messaging.Migrations)
-			if err != nil || len(applied) != 1 {
-				t.Fatalf("Migrate = %v, %v; want the one migration applied", applied, err)
+			if err != nil || len(applied) != 2 {
+				t.Fatalf("Migrate = %v, %v; want both platform migrations applied", applied, err)
 			}
 			if n, err := d.DB.NewSelect().Table("outbox").Count(ctx); err != nil || n != 1 {
 				t.Fatalf("outbox holds %d rows (%v), want the 1 it had", n, err)

@@ -9,8 +9,9 @@ import (
 )
 
 // HTTP is a stateful service's HTTP side: a Huma API (with the docs UI and
-// spec) whose health routes check infra, behind request ids, problem+json
-// for unrouted requests, and telemetry.
+// spec) whose health routes check infra, behind request ids, the
+// gateway's authenticated user (web.WithUser), problem+json for unrouted
+// requests, and telemetry.
 type HTTP struct {
 	API     huma.API
 	Health  *web.Health
@@ -27,6 +28,6 @@ func NewHTTP(infra *Infra, title, description string) *HTTP {
 	return &HTTP{
 		API:     api,
 		Health:  health,
-		Handler: web.Observe(web.WithRequestID(web.WithProblems(mux)), mux, infra.Telemetry),
+		Handler: web.Observe(web.WithRequestID(web.WithUser(web.WithProblems(mux))), mux, infra.Telemetry),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 
+	"shop/services/platform/idempotency"
 	"shop/services/platform/inbox"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
@@ -23,11 +24,15 @@ type Messaging struct {
 	Relay    outbox.RelayConfig
 	Consumer stream.ConsumerConfig
 	Inbox    inbox.JanitorConfig
+	// IdempotencyKeys configures the janitor of the idempotency keys,
+	// whose table is among the platform's (messaging.Migrations) too.
+	IdempotencyKeys idempotency.JanitorConfig
 }
 
 // Workers returns the background loops of m on infra: the outbox relay (with
-// its janitor), the consumer, the trimmer of the consumed stream, and the
-// inbox janitor. The consumer's name and claim time come from cfg.
+// its janitor), the consumer, the trimmer of the consumed stream, the
+// inbox janitor and the janitor of expired idempotency keys. The
+// consumer's name and claim time come from cfg.
 func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 	cc := m.Consumer
 	cc.Stream, cc.Group = m.Stream, m.Group
@@ -47,5 +52,6 @@ func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 		{Name: "consumer of " + m.Stream, Run: stream.NewConsumer(infra.DB, infra.Redis, cc, m.Handler).Run},
 		{Name: "trimmer of " + m.Stream, Run: stream.NewTrimmer(infra.Redis, stream.TrimmerConfig{Stream: m.Stream}).Run},
 		{Name: "inbox janitor", Run: inbox.NewJanitor(infra.DB, m.Inbox).Run},
+		{Name: "idempotency key janitor", Run: idempotency.NewJanitor(infra.DB, m.IdempotencyKeys).Run},
 	}
 }

@@ -16,6 +16,10 @@ import (
 type Check struct {
 	Name  string
 	Check func(context.Context) error
+	// Optional checks are reported in /health but never make the service
+	// unready: a dependency the service works without (the gateway's
+	// Redis, for rate limits that fail open).
+	Optional bool
 }
 
 // Health serves /livez (the process answers), /readyz and /health (every
@@ -96,6 +100,10 @@ func (h *Health) ready(ctx context.Context, _ *struct{}) (*statusOutput, error) 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	results := make(map[string]string, len(h.checks))
+	optional := map[string]bool{}
+	for _, c := range h.checks {
+		optional[c.Name] = c.Optional
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, c := range h.checks {
@@ -112,7 +120,7 @@ func (h *Health) ready(ctx context.Context, _ *struct{}) (*statusOutput, error) 
 	wg.Wait()
 	var failed []string
 	for name, state := range results {
-		if state != "ok" {
+		if state != "ok" && !optional[name] {
 			failed = append(failed, name)
 		}
 	}

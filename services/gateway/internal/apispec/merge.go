@@ -128,22 +128,55 @@ func Merge(own map[string]any, upstreams []Upstream, routed Routed) (map[string]
 	}
 
 	out["servers"] = []any{map[string]any{"url": "/", "description": "this gateway"}}
+	object(object(out, "components"), "securitySchemes")[SecurityScheme] = map[string]any{
+		"type":         "http",
+		"scheme":       "bearer",
+		"bearerFormat": "JWT",
+		"description": "A JWT from the shop's OpenID Connect issuer, or one signed with the gateway's JWT_HS256_SECRET " +
+			"(`go run ./services/devstack token -user N`). The user id is the issuer's tokens' claim OIDC_USER_CLAIM names (default sub), an HS256 token's sub.",
+	}
 	return out, renames
 }
 
+// SecurityScheme is the name of the bearer token scheme every routed
+// operation requires.
+const SecurityScheme = "bearerAuth"
+
 // GatewayStatuses are the answers the gateway itself gives on every routed
-// operation, besides the service's own: 502 when the service cannot be
-// reached, 504 when it is too slow, and for a request body 400 (unreadable)
-// and 413 (over MAX_BODY_BYTES). Authentication will add 401 and 403 here,
-// rate limits 429: one line each.
+// operation, besides the service's own: 401 without a good token, 403 when
+// the input names another user (the service decides, but every operation
+// names a user somehow), 429 over the rate limit, 502 when the service
+// cannot be reached, 504 when it is too slow, and for a request body 400
+// (unreadable) and 413 (over MAX_BODY_BYTES).
 var GatewayStatuses = struct{ Always, WithBody []int }{
-	Always:   []int{http.StatusBadGateway, http.StatusGatewayTimeout},
+	Always: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests,
+		http.StatusBadGateway, http.StatusGatewayTimeout},
 	WithBody: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge},
 }
 
+func header(description, typ string) map[string]any {
+	return map[string]any{"description": description, "schema": map[string]any{"type": typ}}
+}
+
+// gatewayHeaders are the headers the gateway's own answers carry.
+var gatewayHeaders = map[int]map[string]any{
+	http.StatusUnauthorized: {
+		"WWW-Authenticate": header(`The bearer challenge: "Bearer" without a token, `+
+			`Bearer error="invalid_token", error_description="…" with one that is refused.`, "string"),
+	},
+	http.StatusTooManyRequests: {
+		"Retry-After":         header("Seconds until a request is allowed again (at least 1).", "integer"),
+		"RateLimit-Limit":     header("Requests a caller may send at once (RATE_LIMIT_BURST).", "integer"),
+		"RateLimit-Remaining": header("Requests left now: 0 when refused.", "integer"),
+		"RateLimit-Reset":     header("Seconds until the whole allowance is back.", "integer"),
+	},
+}
+
 // addGatewayAnswers documents GatewayStatuses on op (a routed operation),
-// keeping the service's own description of a status it documents too.
+// keeping the service's own description of a status it documents too, and
+// requires the bearer token.
 func addGatewayAnswers(op map[string]any) {
+	op["security"] = []any{map[string]any{SecurityScheme: []any{}}}
 	statuses := GatewayStatuses.Always
 	if _, ok := op["requestBody"]; ok {
 		statuses = slices.Concat(statuses, GatewayStatuses.WithBody)
@@ -151,13 +184,25 @@ func addGatewayAnswers(op map[string]any) {
 	responses := object(op, "responses")
 	for _, status := range statuses {
 		code := strconv.Itoa(status)
-		if _, ok := responses[code]; ok {
+		if existing, ok := responses[code].(map[string]any); ok {
+			// The service's own description, with the gateway's headers.
+			if hs := gatewayHeaders[status]; hs != nil {
+				target := object(existing, "headers")
+				for name, h := range hs {
+					if _, ok := target[name]; !ok {
+						target[name] = deepCopy(h)
+					}
+				}
+			}
 			continue
 		}
 		resp := web.ProblemResponse(status, &huma.Schema{Ref: "#/components/schemas/ErrorModel"}, nil)
 		b, _ := json.Marshal(resp) // plain data: cannot fail
 		var v map[string]any
 		_ = json.Unmarshal(b, &v)
+		if hs := gatewayHeaders[status]; hs != nil {
+			v["headers"] = deepCopy(map[string]any(hs))
+		}
 		responses[code] = v
 	}
 }

@@ -1,6 +1,7 @@
 package apispec_test
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -341,4 +342,66 @@ func renameSchema(doc map[string]any, from, to string) {
 		}
 	}
 	walk(doc)
+}
+
+// TestMergeSecurity checks that every routed operation requires the bearer
+// token and documents the gateway's 401, 403 and 429 with their headers,
+// while what a service says of its own operation (Idempotency-Key, its
+// Idempotent-Replayed header, its own 403 and 409) passes through.
+func TestMergeSecurity(t *testing.T) {
+	type createInput struct {
+		IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"makes a retry safe"`
+		Body           struct {
+			UserID int64 `json:"user_id,omitempty" minimum:"1"`
+		}
+	}
+	type createOutput struct {
+		Replayed bool `header:"Idempotent-Replayed" doc:"true when this is the first answer again"`
+		Body     struct {
+			UserID int64 `json:"user_id"`
+		}
+	}
+	payments := spec(t, "Payments API", func(api huma.API) {
+		huma.Register(api, huma.Operation{OperationID: "create-account", Method: http.MethodPost, Path: "/accounts", DefaultStatus: http.StatusCreated,
+			Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict}},
+			func(context.Context, *createInput) (*createOutput, error) { return nil, nil })
+	})
+	merged, _ := apispec.Merge(gatewaySpec(t), []apispec.Upstream{{Name: "payments", Doc: payments}}, proxy.Routed)
+
+	scheme := dig(merged, "components", "securitySchemes", apispec.SecurityScheme)
+	if dig(scheme, "type") != "http" || dig(scheme, "scheme") != "bearer" || dig(scheme, "bearerFormat") != "JWT" {
+		t.Errorf("security scheme = %v", scheme)
+	}
+	op := dig(merged, "paths", "/accounts", "post")
+	if got, want := dig(op, "security"), []any{map[string]any{apispec.SecurityScheme: []any{}}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("security = %v, want %v", got, want)
+	}
+	if dig(merged, "paths", "/health", "get", "security") != nil {
+		t.Error("/health requires a token")
+	}
+	params, _ := dig(op, "parameters").([]any)
+	if len(params) != 1 || dig(params[0], "name") != "Idempotency-Key" || dig(params[0], "in") != "header" {
+		t.Errorf("parameters = %v, want the service's Idempotency-Key", params)
+	}
+	if dig(op, "responses", "201", "headers", "Idempotent-Replayed") == nil {
+		t.Error("the service's Idempotent-Replayed header is gone")
+	}
+	own := dig(payments, "paths", "/accounts", "post", "responses")
+	for _, code := range []string{"403", "409"} {
+		if got, want := dig(op, "responses", code, "description"), dig(own, code, "description"); got != want {
+			t.Errorf("%s described as %v, want the service's %v", code, got, want)
+		}
+	}
+	// The service's own 401 gains the gateway's challenge header.
+	if dig(op, "responses", "401", "headers", "WWW-Authenticate") == nil {
+		t.Error("401 without WWW-Authenticate")
+	}
+	for _, h := range []string{"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+		if dig(op, "responses", "429", "headers", h, "schema", "type") != "integer" {
+			t.Errorf("429 without %s", h)
+		}
+	}
+	if dig(payments, "paths", "/accounts", "post", "responses", "401", "headers") != nil {
+		t.Error("Merge modified the service's spec")
+	}
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Transport http.RoundTripper
 	// MaxBodyBytes bounds a request body; a larger one is answered 413.
 	MaxBodyBytes int64
+	// Guard, if set, wraps each route's handler: authentication and rate
+	// limits, which run before the body is read.
+	Guard func(http.Handler) http.Handler
 }
 
 // NewTransport returns the transport to the upstreams. An upstream that
@@ -66,6 +69,9 @@ func Register(mux *http.ServeMux, cfg Config) error {
 				return fmt.Errorf("no upstream URL for service %q", rt.Service)
 			}
 			h = newUpstream(rt.Service, target, cfg.Transport, cfg.MaxBodyBytes)
+			if cfg.Guard != nil {
+				h = cfg.Guard(h)
+			}
 			handlers[rt.Service] = h
 		}
 		mux.Handle(rt.Pattern(), h)
@@ -90,6 +96,12 @@ func newUpstream(name string, target *url.URL, transport http.RoundTripper, maxB
 			pr.SetXForwarded()
 			if id := web.RequestID(pr.In.Context()); id != "" {
 				pr.Out.Header.Set(web.RequestIDHeader, id)
+			}
+			// The services believe X-User-Id, so what a client sent there
+			// never passes; the user the gateway authenticated does.
+			pr.Out.Header.Del(web.UserHeader)
+			if user, ok := web.User(pr.In.Context()); ok {
+				pr.Out.Header.Set(web.UserHeader, strconv.FormatInt(user, 10))
 			}
 		},
 		Transport:      transport,

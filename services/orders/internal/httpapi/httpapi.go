@@ -5,7 +5,9 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/usecase"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/money"
 	"shop/services/platform/web"
 )
@@ -21,7 +24,7 @@ import (
 // UseCases are what the handlers call (usecase.Orders); the handlers
 // translate between HTTP and them, nothing more.
 type UseCases interface {
-	Create(ctx context.Context, o order.Order) error
+	Create(ctx context.Context, o order.Order, key idempotency.Request, answer func(order.Order) (idempotency.Response, error)) (*idempotency.Response, error)
 	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
 	List(ctx context.Context, userID int64, limit int) ([]order.Order, error)
 	Settle(ctx context.Context, messageID uuid.UUID, res usecase.Result) (order.Order, error)
@@ -52,7 +55,7 @@ type orderOutput struct {
 
 // CreateOrderBody is what a client sends to create an order.
 type CreateOrderBody struct {
-	UserID      int64          `json:"user_id" minimum:"1" maximum:"9007199254740991" example:"42"`
+	UserID      int64          `json:"user_id,omitempty" required:"false" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Whose order. Positive user id; defaults to the authenticated user, and must be that user when given."`
 	Amount      money.Positive `json:"amount"`
 	Description string         `json:"description" maxLength:"500" example:"Two coffees" doc:"Free text, at most 500 characters." required:"false"`
 }
@@ -60,16 +63,28 @@ type CreateOrderBody struct {
 // createOutput is a new order and where it lives: the gateway puts the id
 // from Location on its span.
 type createOutput struct {
+	Status   int
 	Location string `header:"Location" doc:"The new order's path, /orders/{order_id}."`
+	Replayed string `header:"Idempotent-Replayed" enum:"true" doc:"\"true\" when this answer repeats the first answer to the request's Idempotency-Key; absent otherwise."`
 	Body     OrderBody
 }
 
 type createInput struct {
+	idempotency.KeyInput
 	Body CreateOrderBody
 }
 
+// createRequest is a create as its idempotency key's fingerprint sees it:
+// the validated input, with the user it acts for and the amount written
+// one way.
+type createRequest struct {
+	UserID      int64  `json:"user_id"`
+	Amount      string `json:"amount"`
+	Description string `json:"description"`
+}
+
 type listInput struct {
-	UserID int64 `query:"user_id" required:"true" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Whose orders."`
+	UserID int64 `query:"user_id" minimum:"1" maximum:"9007199254740991" example:"42" doc:"Whose orders. Defaults to the authenticated user, and must be that user when given."`
 	Limit  int   `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"At most this many orders, newest first."`
 }
 
@@ -100,14 +115,15 @@ func Register(api huma.API, uc UseCases) {
 	web.Tag(api, "orders", "Orders and their status. Creating an order pays for it automatically: it is NEW until the payment settles it as FINISHED or CANCELLED.")
 	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
-		OperationID:   "create-order",
-		Method:        http.MethodPost,
-		Path:          "/orders",
-		Summary:       "Create an order",
-		Description:   "Creates a NEW order; its payment is requested automatically and settles it as FINISHED or CANCELLED shortly after.",
+		OperationID: "create-order",
+		Method:      http.MethodPost,
+		Path:        "/orders",
+		Summary:     "Create an order",
+		Description: "Creates a NEW order; its payment is requested automatically and settles it as FINISHED or CANCELLED shortly after. " +
+			"With an Idempotency-Key, a retry of the request answers the first answer again and creates no second order.",
 		Tags:          []string{"orders"},
 		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusUnprocessableEntity},
+		Errors:        []int{http.StatusForbidden, http.StatusConflict, http.StatusUnprocessableEntity},
 	}, h.create)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-orders",
@@ -116,14 +132,14 @@ func Register(api huma.API, uc UseCases) {
 		Summary:     "List a user's orders",
 		Description: "The user's orders, newest first.",
 		Tags:        []string{"orders"},
-		Errors:      []int{http.StatusUnprocessableEntity},
+		Errors:      []int{http.StatusForbidden, http.StatusUnprocessableEntity},
 	}, h.list)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-order",
 		Method:      http.MethodGet,
 		Path:        "/orders/{order_id}",
 		Summary:     "Get an order",
-		Description: "One order with its current status; poll it to see a NEW order settle.",
+		Description: "One order with its current status; poll it to see a NEW order settle. Another user's order is 404, as if it did not exist.",
 		Tags:        []string{"orders"},
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, h.get)
@@ -141,18 +157,50 @@ func Register(api huma.API, uc UseCases) {
 type handlers struct{ uc UseCases }
 
 func (h *handlers) create(ctx context.Context, in *createInput) (*createOutput, error) {
-	o, err := order.NewOrder(in.Body.UserID, money.Amount(in.Body.Amount), in.Body.Description, time.Now().UTC())
+	user, err := web.ActingUser(ctx, in.Body.UserID, "body.user_id")
 	if err != nil {
 		return nil, err
 	}
-	if err := h.uc.Create(ctx, o); err != nil {
+	o, err := order.NewOrder(user, money.Amount(in.Body.Amount), in.Body.Description, time.Now().UTC())
+	if err != nil {
 		return nil, err
 	}
-	return &createOutput{Location: "/orders/" + o.ID.String(), Body: orderBody(o)}, nil
+	key, err := idempotency.NewRequest(user, "create-order", in.IdempotencyKey,
+		createRequest{UserID: user, Amount: o.Amount.String(), Description: o.Description})
+	if err != nil {
+		return nil, err
+	}
+	replay, err := h.uc.Create(ctx, o, key, answerCreated)
+	if err != nil {
+		return nil, idempotency.HTTPError(err)
+	}
+	if replay != nil {
+		var b OrderBody
+		if err := json.Unmarshal(replay.Body, &b); err != nil {
+			return nil, fmt.Errorf("decode the recorded answer: %w", err)
+		}
+		return created(replay.Status, b, true), nil
+	}
+	return created(http.StatusCreated, orderBody(o), false), nil
+}
+
+// answerCreated is the answer to a create of o, as its idempotency key
+// records it.
+func answerCreated(o order.Order) (idempotency.Response, error) {
+	b, err := json.Marshal(orderBody(o))
+	return idempotency.Response{Status: http.StatusCreated, Body: b}, err
+}
+
+func created(status int, b OrderBody, replayed bool) *createOutput {
+	return &createOutput{Status: status, Location: "/orders/" + b.ID.String(), Replayed: idempotency.Replayed(replayed), Body: b}
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*listOutput, error) {
-	orders, err := h.uc.List(ctx, in.UserID, in.Limit)
+	user, err := web.ActingUser(ctx, in.UserID, "query.user_id")
+	if err != nil {
+		return nil, err
+	}
+	orders, err := h.uc.List(ctx, user, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +213,9 @@ func (h *handlers) list(ctx context.Context, in *listInput) (*listOutput, error)
 
 func (h *handlers) get(ctx context.Context, in *getInput) (*orderOutput, error) {
 	o, err := h.uc.Get(ctx, in.OrderID)
-	if errors.Is(err, order.ErrNotFound) {
+	// Another user's order is answered as one that does not exist: its id
+	// tells nothing.
+	if errors.Is(err, order.ErrNotFound) || (err == nil && !web.Owns(ctx, o.UserID)) {
 		return nil, huma.Error404NotFound("no such order")
 	}
 	if err != nil {

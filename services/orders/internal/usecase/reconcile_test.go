@@ -24,6 +24,7 @@ import (
 	"shop/services/orders/internal/store"
 	"shop/services/orders/internal/usecase"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/money"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
@@ -99,7 +100,7 @@ func TestReconcileRequestsPaymentAgainWithGrowingSpacing(t *testing.T) {
 		uc := obs.uc
 		stuck, paid := newOrder(t, 7, 1230), newOrder(t, 8, 500)
 		for _, o := range []order.Order{stuck, paid} {
-			if err := uc.Create(ctx, o); err != nil {
+			if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

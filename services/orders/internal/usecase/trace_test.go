@@ -17,6 +17,7 @@ import (
 	"shop/services/orders/internal/store"
 	"shop/services/orders/internal/usecase"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
 )
@@ -100,7 +101,7 @@ func TestCreateRecordsTheOrderOnTheRequestSpan(t *testing.T) {
 		rec, tracer := recorder()
 		ctx, span := tracer.Start(context.Background(), "POST /orders")
 		o := newOrder(t, 7, 1230)
-		if err := uc.Create(ctx, o); err != nil {
+		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		span.End()

@@ -28,6 +28,7 @@ import (
 	"shop/services/contract/shopattr"
 	"shop/services/orders/internal/order"
 	"shop/services/platform/database"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
@@ -53,11 +54,22 @@ type Outbox interface {
 	Notify(ctx context.Context)
 }
 
+// Keys record the answers to requests with an idempotency key in the
+// transaction of their effect, and find them again (idempotency.Keys).
+type Keys interface {
+	Begin(req idempotency.Request) (release func(), err error)
+	Find(ctx context.Context, req idempotency.Request) (idempotency.Response, bool, error)
+	Taken(ctx context.Context, req idempotency.Request) (idempotency.Response, error)
+	SaveAll(ctx context.Context, tx bun.IDB, records []idempotency.Record) ([]bool, error)
+}
+
 // Deps are what the use cases work on.
 type Deps struct {
 	DB     *bun.DB
 	Orders Store
 	Outbox Outbox
+	// Keys are needed only for creates with an idempotency key.
+	Keys Keys
 }
 
 // Config configures the use cases. The zero value is sensible.
@@ -86,12 +98,22 @@ func (c Config) withDefaults() Config {
 type Orders struct {
 	d       Deps
 	cfg     Config
-	creates *database.GroupCommit[order.Order]
+	creates *database.GroupCommit[newOrder]
 	tracer  trace.Tracer
 	// rerequests counts payment requests sent again by Reconcile,
 	// mismatches the results refused for naming another user or amount.
 	rerequests metric.Int64Counter
 	mismatches metric.Int64Counter
+}
+
+// newOrder is an order to create, with the answer to record for its
+// idempotency key, if it has one.
+type newOrder struct {
+	order  order.Order
+	answer *idempotency.Record
+	// taken is set when another request recorded the key first: the
+	// order was then left out of its batch.
+	taken *bool
 }
 
 // New returns the use cases on d.
@@ -126,23 +148,64 @@ type Result struct {
 // Create stores a new order and its payment request in one transaction:
 // both or neither. Orders created at the same time share the transaction
 // (a group commit), so under load one commit serves many of them.
-func (u *Orders) Create(ctx context.Context, o order.Order) error {
+//
+// A request with an idempotency key (key.Keyed()) records its answer, made
+// by answer from the order, in that transaction too. A request whose key
+// was answered before creates nothing and returns that answer (replay);
+// the same key for another request is idempotency.ErrMismatch, and one in
+// flight idempotency.ErrInFlight.
+func (u *Orders) Create(ctx context.Context, o order.Order, key idempotency.Request, answer func(order.Order) (idempotency.Response, error)) (replay *idempotency.Response, err error) {
+	item := newOrder{order: o}
+	if key.Keyed() {
+		release, err := u.d.Keys.Begin(key)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if resp, ok, err := u.d.Keys.Find(ctx, key); err != nil || ok {
+			if ok {
+				replay = &resp
+			}
+			return replay, err
+		}
+		resp, err := answer(o)
+		if err != nil {
+			return nil, err
+		}
+		item.answer, item.taken = &idempotency.Record{Request: key, Response: resp}, new(bool)
+	}
 	annotateCreated(trace.SpanFromContext(ctx), o)
-	if err := u.creates.Do(ctx, o); err != nil {
-		return err
+	if err := u.creates.Do(ctx, item); err != nil {
+		return nil, err
+	}
+	if item.taken != nil && *item.taken {
+		// Another replica recorded the key meanwhile: its answer is ours.
+		resp, err := u.d.Keys.Taken(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return &resp, nil
 	}
 	u.d.Outbox.Notify(ctx)
-	return nil
+	return nil, nil
 }
 
 // insert writes a batch of new orders and their payment requests, each
 // request in the trace of the call that created its order, with one
-// statement for each table.
-func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[order.Order]) error {
-	orders := make([]order.Order, len(batch))
-	msgs := make([]outbox.Pending, len(batch))
+// statement for each table. The idempotency keys of the batch go first: an
+// order whose key another request recorded is left out, and only it.
+func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) error {
+	keep, err := u.recordKeys(ctx, tx, batch)
+	if err != nil {
+		return err
+	}
+	orders := make([]order.Order, 0, len(batch))
+	msgs := make([]outbox.Pending, 0, len(batch))
 	for i, item := range batch {
-		o := item.Value
+		if !keep[i] {
+			continue
+		}
+		o := item.Value.order
 		// Its first payment request, sent with it: the reconciler's clock
 		// starts now.
 		o.RequestPayment(o.CreatedAt, u.cfg.ReconcileAfter)
@@ -150,10 +213,13 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[or
 		if err != nil {
 			return err
 		}
-		orders[i] = o
-		msgs[i] = outbox.Pending{Trace: item.Trace, Message: messaging.Message{
+		orders = append(orders, o)
+		msgs = append(msgs, outbox.Pending{Trace: item.Trace, Message: messaging.Message{
 			Stream: contract.PaymentRequestsStream, Type: contract.PaymentRequestedType, Payload: payload,
-		}}
+		}})
+	}
+	if len(orders) == 0 {
+		return nil
 	}
 	stored, err := u.d.Outbox.AddAll(ctx, tx, msgs)
 	if err != nil {
@@ -166,6 +232,37 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[or
 		}
 	}
 	return u.d.Orders.InsertAll(ctx, tx, orders)
+}
+
+// recordKeys records the answers of the batch's orders that have an
+// idempotency key, with one statement, and reports which orders to write:
+// all but those whose key was taken (each is marked taken).
+func (u *Orders) recordKeys(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) ([]bool, error) {
+	keep := make([]bool, len(batch))
+	var records []idempotency.Record
+	var owners []int
+	for i, item := range batch {
+		keep[i] = true
+		if item.Value.answer != nil {
+			*item.Value.taken = false // a batch written again starts afresh
+			records = append(records, *item.Value.answer)
+			owners = append(owners, i)
+		}
+	}
+	if len(records) == 0 {
+		return keep, nil
+	}
+	saved, err := u.d.Keys.SaveAll(ctx, tx, records)
+	if err != nil {
+		return nil, err
+	}
+	for j, ok := range saved {
+		if !ok {
+			i := owners[j]
+			keep[i], *batch[i].Value.taken = false, true
+		}
+	}
+	return keep, nil
 }
 
 // Get returns the order with id.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"shop/services/orders/internal/order"
 	"shop/services/orders/internal/store"
 	"shop/services/orders/internal/usecase"
+	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
 	"shop/services/platform/outbox"
@@ -40,7 +43,7 @@ func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
 		s := store.New(db)
 		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: outbox.New(db, outbox.Config{})}, usecase.Config{})
 		o := newOrder(t, 7, 1230)
-		if err := uc.Create(ctx, o); err != nil {
+		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Get(ctx, o.ID)
@@ -75,7 +78,7 @@ func TestCreateIsAtomic(t *testing.T) {
 		s := store.New(db)
 		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: failingOutbox{}}, usecase.Config{})
 		o := newOrder(t, 1, 100)
-		if err := uc.Create(ctx, o); err == nil {
+		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err == nil {
 			t.Fatal("Create succeeded although the outbox failed")
 		}
 		if _, err := s.Get(ctx, o.ID); !errors.Is(err, order.ErrNotFound) {
@@ -166,4 +169,66 @@ func TestHandleResultsAppliesABatchInOrder(t *testing.T) {
 	if got := store.orders[b.ID]; got.Status != order.Finished {
 		t.Fatalf("order b = %+v", got)
 	}
+}
+
+// blindKeys finds no recorded answer before a create: as on a replica
+// that looked just before another one committed the key.
+type blindKeys struct{ *idempotency.Keys }
+
+func (blindKeys) Find(context.Context, idempotency.Request) (idempotency.Response, bool, error) {
+	return idempotency.Response{}, false, nil
+}
+
+// A create whose key another request recorded first is left out of its
+// group commit, and answers the recorded answer; the other orders of its
+// batch are created.
+func TestCreateWithTakenKeyInBatch(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		keys := idempotency.New(db, idempotency.Config{})
+		deps := usecase.Deps{DB: db, Orders: store.New(db), Outbox: outbox.New(db, outbox.Config{}), Keys: blindKeys{keys}}
+		uc := usecase.New(deps, usecase.Config{Creates: database.GroupCommitConfig{MaxInFlight: 1}})
+		answer := func(o order.Order) (idempotency.Response, error) {
+			return idempotency.Response{Status: 201, Body: []byte(`"` + o.ID.String() + `"`)}, nil
+		}
+		key := func(user int64, k string) idempotency.Request {
+			req, err := idempotency.NewRequest(user, "create-order", k, "same body")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return req
+		}
+		first := newOrder(t, 5, 100)
+		if replay, err := uc.Create(ctx, first, key(5, "k"), answer); err != nil || replay != nil {
+			t.Fatalf("first create: %v, %v", replay, err)
+		}
+		type result struct {
+			replay *idempotency.Response
+			err    error
+		}
+		results := make([]result, 16)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() {
+				o, k := newOrder(t, int64(10+i), 200), key(int64(10+i), "k")
+				if i == 0 {
+					o, k = newOrder(t, 5, 100), key(5, "k")
+				}
+				results[i].replay, results[i].err = uc.Create(ctx, o, k, answer)
+			})
+		}
+		wg.Wait()
+		if r := results[0]; r.err != nil || r.replay == nil || string(r.replay.Body) != `"`+first.ID.String()+`"` {
+			t.Fatalf("the retry: %+v, want the first answer", r)
+		}
+		for i, r := range results[1:] {
+			if r.err != nil || r.replay != nil {
+				t.Fatalf("create %d: %+v", i+1, r)
+			}
+		}
+		var orders int
+		if err := db.NewSelect().Table("orders").ColumnExpr("count(*)").Scan(ctx, &orders); err != nil || orders != 16 {
+			t.Fatalf("%d orders (%v), want 16", orders, err)
+		}
+	})
 }

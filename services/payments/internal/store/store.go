@@ -78,9 +78,14 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // Create opens an account with a zero balance.
 func (s *Store) Create(ctx context.Context, userID int64) (account.Account, error) {
+	return s.CreateIn(ctx, s.db, userID)
+}
+
+// CreateIn opens an account with a zero balance within tx.
+func (s *Store) CreateIn(ctx context.Context, tx bun.IDB, userID int64) (account.Account, error) {
 	t := now()
 	row := &accountRow{UserID: userID, CreatedAt: t, UpdatedAt: t}
-	res, err := s.db.NewInsert().Model(row).On("CONFLICT (user_id) DO NOTHING").Exec(ctx)
+	res, err := tx.NewInsert().Model(row).On("CONFLICT (user_id) DO NOTHING").Exec(ctx)
 	if err != nil {
 		return account.Account{}, fmt.Errorf("create account %d: %w", userID, err)
 	}
@@ -113,31 +118,37 @@ func get(ctx context.Context, db bun.IDB, userID int64) (account.Account, error)
 func (s *Store) TopUp(ctx context.Context, userID int64, amount money.Positive) (account.Account, error) {
 	var acc account.Account
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		t := now()
-		row := new(accountRow)
-		res, err := tx.NewUpdate().Model(row).
-			Set("balance = balance + ?", int64(amount)).
-			Set("updated_at = ?", t).
-			Where("user_id = ?", userID).
-			Where("balance <= ?", int64(account.MaxBalance-money.Amount(amount))).
-			Returning("*").
-			Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("top up account %d: %w", userID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			if _, err := get(ctx, tx, userID); err != nil {
-				return err
-			}
-			return account.ErrBalanceLimit
-		}
-		if err := insertLedger(ctx, tx, userID, "top_up", int64(amount), nil, t); err != nil {
-			return err
-		}
-		acc = row.account()
-		return nil
+		var err error
+		acc, err = s.TopUpIn(ctx, tx, userID, amount)
+		return err
 	})
 	return acc, err
+}
+
+// TopUpIn is TopUp within tx, a transaction of the caller's.
+func (s *Store) TopUpIn(ctx context.Context, tx bun.IDB, userID int64, amount money.Positive) (account.Account, error) {
+	t := now()
+	row := new(accountRow)
+	res, err := tx.NewUpdate().Model(row).
+		Set("balance = balance + ?", int64(amount)).
+		Set("updated_at = ?", t).
+		Where("user_id = ?", userID).
+		Where("balance <= ?", int64(account.MaxBalance-money.Amount(amount))).
+		Returning("*").
+		Exec(ctx)
+	if err != nil {
+		return account.Account{}, fmt.Errorf("top up account %d: %w", userID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := get(ctx, tx, userID); err != nil {
+			return account.Account{}, err
+		}
+		return account.Account{}, account.ErrBalanceLimit
+	}
+	if err := insertLedger(ctx, tx, userID, "top_up", int64(amount), nil, t); err != nil {
+		return account.Account{}, err
+	}
+	return row.account(), nil
 }
 
 func insertLedger(ctx context.Context, tx bun.IDB, userID int64, kind string, amount int64, orderID *uuid.UUID, t time.Time) error {

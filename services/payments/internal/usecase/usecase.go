@@ -25,6 +25,7 @@ import (
 	"shop/services/contract/shopattr"
 	"shop/services/payments/internal/account"
 	"shop/services/payments/internal/payment"
+	"shop/services/platform/idempotency"
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
@@ -47,13 +48,32 @@ type Outbox interface {
 	Notify(ctx context.Context)
 }
 
+// Accounts keeps accounts (store.Store); its writes run in the caller's
+// transaction, where the answer to an idempotency key is recorded too.
+type Accounts interface {
+	CreateIn(ctx context.Context, tx bun.IDB, userID int64) (account.Account, error)
+	TopUpIn(ctx context.Context, tx bun.IDB, userID int64, amount money.Positive) (account.Account, error)
+	Get(ctx context.Context, userID int64) (account.Account, error)
+}
+
+// Keys run a request's effect once per idempotency key, in a transaction
+// that records its answer (idempotency.Keys).
+type Keys interface {
+	Do(ctx context.Context, req idempotency.Request, effect func(ctx context.Context, tx bun.Tx) (idempotency.Response, error)) (idempotency.Response, bool, error)
+}
+
 // Deps are what the use cases work on.
 type Deps struct {
 	DB       *bun.DB
-	Accounts account.Store
+	Accounts Accounts
 	Ledger   Ledger
 	Outbox   Outbox
+	Keys     Keys
 }
+
+// Answer makes the answer to a request with an idempotency key from the
+// account the request left, for the key to record.
+type Answer func(account.Account) (idempotency.Response, error)
 
 // Config configures the use cases. The zero value is sensible.
 type Config struct {
@@ -87,13 +107,49 @@ func New(d Deps, cfg Config) *Payments {
 }
 
 // OpenAccount opens an account with a zero balance.
-func (p *Payments) OpenAccount(ctx context.Context, userID int64) (account.Account, error) {
-	return p.d.Accounts.Create(ctx, userID)
+//
+// With an idempotency key (key.Keyed()), the answer answer makes is
+// recorded in the same transaction. A request whose key was answered
+// before changes nothing and returns that answer (replay); the same key
+// for another request is idempotency.ErrMismatch, and one in flight
+// idempotency.ErrInFlight. TopUp does the same.
+func (p *Payments) OpenAccount(ctx context.Context, userID int64, key idempotency.Request, answer Answer) (a account.Account, replay *idempotency.Response, err error) {
+	return p.once(ctx, key, answer, func(ctx context.Context, tx bun.IDB) (account.Account, error) {
+		return p.d.Accounts.CreateIn(ctx, tx, userID)
+	})
 }
 
-// TopUp adds amount to a user's balance.
-func (p *Payments) TopUp(ctx context.Context, userID int64, amount money.Positive) (account.Account, error) {
-	return p.d.Accounts.TopUp(ctx, userID, amount)
+// TopUp adds amount to a user's balance, once per idempotency key (see
+// OpenAccount).
+func (p *Payments) TopUp(ctx context.Context, userID int64, amount money.Positive, key idempotency.Request, answer Answer) (a account.Account, replay *idempotency.Response, err error) {
+	return p.once(ctx, key, answer, func(ctx context.Context, tx bun.IDB) (account.Account, error) {
+		return p.d.Accounts.TopUpIn(ctx, tx, userID, amount)
+	})
+}
+
+// once runs write in a transaction that records the answer to key, if
+// there is one, and returns the account write left; or, for a key
+// answered before, that answer without running write.
+func (p *Payments) once(ctx context.Context, key idempotency.Request, answer Answer, write func(ctx context.Context, tx bun.IDB) (account.Account, error)) (account.Account, *idempotency.Response, error) {
+	var acc account.Account
+	resp, replayed, err := p.d.Keys.Do(ctx, key, func(ctx context.Context, tx bun.Tx) (idempotency.Response, error) {
+		a, err := write(ctx, tx)
+		if err != nil {
+			return idempotency.Response{}, err
+		}
+		acc = a
+		if !key.Keyed() {
+			return idempotency.Response{}, nil
+		}
+		return answer(a)
+	})
+	switch {
+	case err != nil:
+		return account.Account{}, nil, err
+	case replayed:
+		return account.Account{}, &resp, nil
+	}
+	return acc, nil, nil
 }
 
 // Balance returns a user's account.
