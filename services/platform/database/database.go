@@ -225,11 +225,12 @@ func Pending(ctx context.Context, db *bun.DB, fsys fs.FS) (int, error) {
 	if err := migrations.Discover(fsys); err != nil {
 		return 0, err
 	}
-	missing, err := migrate.NewMigrator(db, migrations).MissingMigrations(ctx)
+	// Not MissingMigrations: that lists the applied ones that fsys lacks.
+	all, err := migrate.NewMigrator(db, migrations).MigrationsWithStatus(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return len(missing), nil
+	return len(all.Unapplied()), nil
 }
 
 // Join returns the migrations of several directories as one sequence, as

@@ -62,6 +62,10 @@ func TestMigrateConcurrently(t *testing.T) {
 			if n, err := database.Pending(ctx, db, migrations); err != nil || n != 0 {
 				t.Fatalf("Pending = %d, %v", n, err)
 			}
+			later := database.Join(migrations, fstest.MapFS{"29990101000000_later.tx.up.sql": {Data: []byte("SELECT 1")}})
+			if n, err := database.Pending(ctx, db, later); err != nil || n != 1 {
+				t.Fatalf("Pending with a migration not applied = %d, %v; want 1", n, err)
+			}
 			if _, err := db.ExecContext(ctx, "INSERT INTO things (id, name, note) VALUES (1, 'a', 'b')"); err != nil {
 				t.Fatalf("schema not applied: %v", err)
 			}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"shop/services/platform/transient"
 	"shop/services/platform/web"
 )
 
@@ -21,6 +22,9 @@ type HTTP struct {
 // NewHTTP returns the HTTP side of a service on infra; the service registers
 // its operations on API.
 func NewHTTP(infra *Infra, title, description string) *HTTP {
+	// A request that fails because the database is unreachable (or times
+	// out, or loses a conflict) answers 503 with Retry-After, not 500.
+	web.SetUnavailable(transient.Is)
 	health := web.NewHealth(infra.Checks()...)
 	mux := http.NewServeMux()
 	api := web.NewAPI(mux, title, description)

@@ -29,6 +29,9 @@ import (
 type Infra struct {
 	DB    *bun.DB
 	Redis *redis.Client
+	// Migrations are the service's schema; readiness checks they are all
+	// applied (nil: not checked).
+	Migrations fs.FS
 	// Telemetry is what the service reports through (zero: the globals).
 	Telemetry telemetry.Providers
 }
@@ -61,7 +64,7 @@ func Open(ctx context.Context, databaseURL, redisURL string, migrations fs.FS, t
 		db.Close()
 		return nil, err
 	}
-	return &Infra{DB: db, Redis: rdb, Telemetry: tel}, nil
+	return &Infra{DB: db, Redis: rdb, Migrations: migrations, Telemetry: tel}, nil
 }
 
 // instrument adds bunotel and redisotel to the clients. Migrations ran
@@ -88,12 +91,35 @@ func instrument(db *bun.DB, rdb *redis.Client, tel telemetry.Providers) error {
 	return nil
 }
 
-// Checks are the readiness checks of the infrastructure.
+// Checks are the health checks of the infrastructure. Readiness means the
+// service can serve its API: the database answers and has every migration
+// applied. Redis is optional: while it is down, orders are still taken
+// (their messages wait in the outbox) and payments' API still answers, so
+// taking every replica out of its Service would stop the shop for nothing;
+// its state shows in /health, in dependency.up and in the log.
 func (i *Infra) Checks() []web.Check {
 	return []web.Check{
-		{Name: "database", Check: i.DB.PingContext},
-		{Name: "redis", Check: func(ctx context.Context) error { return i.Redis.Ping(ctx).Err() }},
+		{Name: "database", Check: i.checkDatabase},
+		{Name: "redis", Check: func(ctx context.Context) error { return i.Redis.Ping(ctx).Err() }, Optional: true},
 	}
+}
+
+// checkDatabase pings the database and checks that no migration is pending.
+func (i *Infra) checkDatabase(ctx context.Context) error {
+	if err := i.DB.PingContext(ctx); err != nil {
+		return err
+	}
+	if i.Migrations == nil {
+		return nil
+	}
+	n, err := database.Pending(ctx, i.DB, i.Migrations)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%d migrations not applied", n)
+	}
+	return nil
 }
 
 // Close closes the connections.
@@ -130,8 +156,10 @@ func Serve(ctx context.Context, cfg Config, migrations fs.FS, wire func(*Infra) 
 	w := wire(infra)
 
 	// 3. Serve, relay and consume until ctx ends; then drain.
+	workers := append(w.Messaging.Workers(infra, cfg), Worker{Name: "dependency watcher", Run: infra.Watch})
+	workers = append(workers, w.Workers...)
 	return Run(ctx, RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
-		w.Health, w.Handler, append(w.Messaging.Workers(infra, cfg), w.Workers...)...)
+		w.Health, w.Handler, workers...)
 }
 
 // Worker is a background loop that runs until its context ends.

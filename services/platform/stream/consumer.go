@@ -2,8 +2,29 @@
 // message takes effect once, applied by the handler in batches, each in one
 // database transaction with the inbox records of its messages, and is
 // acknowledged only after that transaction commits. Messages
-// that keep failing go to a dead-letter stream; a Trimmer keeps streams
+// that can never succeed go to a dead-letter stream; a Trimmer keeps streams
 // bounded without dropping what a group still needs.
+//
+// A failure is one of three kinds, and only two of them spend deliveries:
+//
+//   - Permanent (the handler marked it, or the entry is malformed): the
+//     message goes to the dead-letter stream at once.
+//   - Transient (transient.Is: the database unreachable, a timeout, a
+//     serialization failure or deadlock): the message is not at fault, so
+//     it never counts toward MaxDeliveries and is never dead-lettered. The
+//     consumer keeps the failed entries in hand and pauses: it reads and
+//     claims nothing new, pings the database at a growing interval (up to
+//     MaxBackoff), and applies the entries it holds once the ping answers;
+//     then it resumes. Redis counts a delivery each time an entry is read
+//     or claimed, never on a retry in hand, and while it pauses the
+//     consumer re-claims its entries for itself every ClaimIdle/4 with
+//     their delivery count unchanged (XCLAIM … RETRYCOUNT n JUSTID), so no
+//     other replica takes them over as idle and none is counted again,
+//     however long the outage. Only a consumer that stops or crashes in
+//     the meantime leaves its entries to be claimed, which counts one
+//     delivery each, as any crash does.
+//   - Anything else (a bug, a panic): the entry is left pending, claimed
+//     again after ClaimIdle, and dead-lettered after MaxDeliveries.
 package stream
 
 import (
@@ -26,6 +47,7 @@ import (
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
 	"shop/services/platform/telemetry"
+	"shop/services/platform/transient"
 )
 
 // Delivery is one message handed to a Handler, with the span context of its
@@ -102,7 +124,8 @@ type ConsumerConfig struct {
 	// DLQMaxLen bounds the dead-letter stream, approximately (default 100000).
 	DLQMaxLen int64
 	// MaxBackoff caps the wait between retries while Redis or the database
-	// fails (default 5s).
+	// fails, and so how soon a paused consumer notices that its database is
+	// back (default 5s).
 	MaxBackoff time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
@@ -153,6 +176,15 @@ type Consumer struct {
 	groupReady bool
 	nextClaim  time.Time
 
+	// held are the entries whose handler failed transiently, in stream
+	// order: while there are any the consumer is paused (see the package
+	// documentation).
+	held       []heldEntry
+	pausedAt   time.Time
+	keptAt     time.Time
+	holdRetry  messaging.Backoff
+	holdReason error
+
 	// afterCommit is a test hook: it runs between a handler's commit and
 	// the ack, and an error skips the ack, as a crash there would.
 	afterCommit func(entryID string) error
@@ -189,6 +221,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	} else {
 		defer reg.Unregister()
 	}
+	c.metrics.paused.Record(ctx, 0, c.attrs())
 	backoff := messaging.Backoff{Max: c.cfg.MaxBackoff}
 	for ctx.Err() == nil {
 		if err := c.step(ctx); err != nil {
@@ -206,6 +239,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 // step makes sure the group exists, takes over idle entries when it is time,
 // and reads new entries.
 func (c *Consumer) step(ctx context.Context) error {
+	if len(c.held) > 0 {
+		c.retryHeld(ctx)
+		return nil
+	}
 	if !c.groupReady {
 		if err := c.createGroup(ctx); err != nil {
 			return err
@@ -280,22 +317,18 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		batch, msgs = append(batch, entry), append(msgs, msg)
 	}
 	if len(batch) <= 1 {
-		for _, entry := range batch {
-			if !c.process(ctx, entry, 1) {
-				failed++
-			}
-		}
-		return failed
+		return c.processEach(ctx, batch, nil)
 	}
 	err := c.apply(ctx, msgs)
 	if err != nil {
-		c.log.WarnContext(ctx, "batch rolled back, applying its messages one by one", "size", len(batch), "error", err)
-		for _, entry := range batch {
-			if !c.process(ctx, entry, 1) {
-				failed++
-			}
+		c.metrics.failed.Add(ctx, 1, c.attrs(errorType(err)...))
+		if transient.Is(err) {
+			// Nothing in the batch is at fault: keep it all for later.
+			c.hold(ctx, err, batch, nil)
+			return 0
 		}
-		return failed
+		c.log.WarnContext(ctx, "batch rolled back, applying its messages one by one", "size", len(batch), "error", err)
+		return c.processEach(ctx, batch, nil)
 	}
 	c.metrics.processed.Add(ctx, int64(len(batch)), c.attrs())
 	if c.cfg.OnCommit != nil {
@@ -336,15 +369,21 @@ func (c *Consumer) reclaim(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		var todo []redis.XMessage
+		var counts []int64
 		for _, entry := range entries {
 			n, pending := deliveries[entry.ID]
 			switch {
 			case !pending: // acknowledged meanwhile
 			case n > c.cfg.MaxDeliveries:
 				c.deadLetter(ctx, entry, n, fmt.Sprintf("delivered %d times, never acknowledged (max %d)", n, c.cfg.MaxDeliveries))
-			case !c.process(ctx, entry, n):
-				failed++
+			default:
+				todo, counts = append(todo, entry), append(counts, n)
 			}
+		}
+		failed += c.processEach(ctx, todo, counts)
+		if len(c.held) > 0 {
+			break // paused: the rest stays idle until the database is back
 		}
 		if next == "0-0" || next == "" {
 			break
@@ -381,17 +420,43 @@ func (c *Consumer) deliveries(ctx context.Context, entries []redis.XMessage) (ma
 	return counts, nil
 }
 
+// processEach processes entries one at a time, each delivered counts[i]
+// times (nil: once). After a transient failure it holds that entry and
+// the rest untried. It returns how many were left pending for redelivery.
+func (c *Consumer) processEach(ctx context.Context, entries []redis.XMessage, counts []int64) (failed int) {
+	for i, entry := range entries {
+		n := int64(1)
+		if counts != nil {
+			n = counts[i]
+		}
+		switch err := c.process(ctx, entry, n); {
+		case err == nil:
+		case transient.Is(err):
+			var rest []int64
+			if counts != nil {
+				rest = counts[i:]
+			}
+			c.hold(ctx, err, entries[i:], rest)
+			return failed
+		default:
+			failed++
+		}
+	}
+	return failed
+}
+
 // process runs the handler for one entry that was delivered n times, and
-// acknowledges or dead-letters it. It reports false when the entry is left
-// pending for another delivery.
-func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) bool {
+// acknowledges or dead-letters it. It returns the handler's error when the
+// entry is left pending: for another delivery, or, if the error is
+// transient, to be held.
+func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) error {
 	// An entry in hand is seen through even when ctx ends: finishing it is
 	// quicker than another consumer reclaiming it after ClaimIdle.
 	ctx = context.WithoutCancel(ctx)
 	msg, err := messaging.Decode(c.cfg.Stream, entry.Values)
 	if err != nil {
 		c.deadLetter(ctx, entry, n, "malformed entry: "+err.Error())
-		return true
+		return nil
 	}
 	if n > 1 {
 		c.metrics.redelivered.Add(ctx, 1, c.attrs())
@@ -408,19 +473,22 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) b
 			c.cfg.OnCommit()
 		}
 		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
-			return true
+			return nil
 		}
 		c.ack(ctx, entry.ID)
 	case IsPermanent(err):
 		c.deadLetter(ctx, entry, n, err.Error())
+	case transient.Is(err):
+		// Not the message's fault: never counted, never dead-lettered.
+		return err
 	case n >= c.cfg.MaxDeliveries:
 		c.deadLetter(ctx, entry, n, fmt.Sprintf("failed %d deliveries, last: %v", n, err))
 	default:
 		c.log.WarnContext(ctx, "message failed, left for redelivery",
 			"message_id", msg.ID, "entry_id", entry.ID, "deliveries", n, "error", err)
-		return false
+		return err
 	}
-	return true
+	return nil
 }
 
 // apply runs the handler for msgs in one transaction with their inbox

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
+	"shop/services/platform/transient"
 )
 
 // consumerMetrics are a consumer's instruments; every measurement carries
@@ -17,6 +19,7 @@ type consumerMetrics struct {
 	processed, failed, redelivered, deadLettered metric.Int64Counter
 	duration                                     metric.Float64Histogram
 	pending, dlqLength                           metric.Int64ObservableGauge
+	paused                                       metric.Int64Gauge
 }
 
 func newConsumerMetrics(m metric.Meter) consumerMetrics {
@@ -37,6 +40,8 @@ func newConsumerMetrics(m metric.Meter) consumerMetrics {
 		metric.WithUnit("{message}"), metric.WithDescription("Entries delivered to the group and not yet acknowledged"))
 	cm.dlqLength, _ = m.Int64ObservableGauge("messaging.consumer.dlq.length",
 		metric.WithUnit("{message}"), metric.WithDescription("Entries in the dead-letter stream"))
+	cm.paused, _ = m.Int64Gauge("messaging.consumer.paused",
+		metric.WithUnit("1"), metric.WithDescription("1 while the consumer holds messages that failed only because a dependency (the database) was unavailable, reading nothing new; 0 otherwise"))
 	return cm
 }
 
@@ -48,8 +53,11 @@ func (c *Consumer) attrs(extra ...attribute.KeyValue) metric.MeasurementOption {
 	}, extra...)...)
 }
 
-// errorType is the error.type attribute of a failed run: a permanent
-// failure or a transient one, never the error text (unbounded).
+// errorType is the error.type attribute of a failed run, never the error
+// text (unbounded): "permanent" (dead-lettered at once), "timeout" and
+// "transient" (held until the dependency is back, never dead-lettered), or
+// "error" (anything else: redelivered, and dead-lettered after
+// MaxDeliveries).
 func errorType(err error) []attribute.KeyValue {
 	switch {
 	case err == nil:
@@ -58,8 +66,10 @@ func errorType(err error) []attribute.KeyValue {
 		return []attribute.KeyValue{semconv.ErrorTypeKey.String("permanent")}
 	case errors.Is(err, context.DeadlineExceeded):
 		return []attribute.KeyValue{semconv.ErrorTypeKey.String("timeout")}
+	case transient.Is(err):
+		return []attribute.KeyValue{semconv.ErrorTypeKey.String("transient")}
 	}
-	return []attribute.KeyValue{semconv.ErrorTypeKey.String("transient")}
+	return []attribute.KeyValue{semconv.ErrorTypeKey.String("error")}
 }
 
 // observePending reports the group's pending entries and the dead-letter

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -73,6 +75,34 @@ func init() {
 	huma.NewErrorWithContext = newError
 }
 
+// RetryAfter is how many seconds a client is asked to wait (Retry-After)
+// before trying again after a 503.
+const RetryAfter = 5
+
+// unavailable classifies the errors that mean a dependency is unavailable
+// for now; see SetUnavailable.
+var unavailable atomic.Pointer[func(error) bool]
+
+// SetUnavailable makes every API of the process answer an error that is
+// classifies as unavailable (a dependency unreachable for now, such as
+// transient.Is) with 503 and Retry-After instead of 500, so that handlers
+// need not know. The stateful services set it; the gateway, which has no
+// database, does not.
+func SetUnavailable(is func(error) bool) { unavailable.Store(&is) }
+
+func isUnavailable(errs []error) bool {
+	is := unavailable.Load()
+	if is == nil {
+		return false
+	}
+	for _, err := range errs {
+		if (*is)(err) {
+			return true
+		}
+	}
+	return false
+}
+
 // amountFields are the error locations of amount properties ("body.amount")
 // in the request bodies of every API in the process.
 var amountFields sync.Map
@@ -89,7 +119,10 @@ func isAmountField(loc string) bool {
 }
 
 // newError builds Huma's problem+json errors. A 5xx keeps its cause out of the
-// body: the body says "internal error" and the cause goes to the log.
+// body: the body says "internal error" and the cause goes to the log. An
+// unexpected error that means a dependency is unavailable (SetUnavailable)
+// is a 503 with Retry-After: the client may try again, and will succeed once
+// the dependency is back.
 func newError(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 	if status < http.StatusInternalServerError {
 		explainAmounts(errs, money.Explain, money.PositivePattern, isAmountField)
@@ -99,7 +132,15 @@ func newError(hctx huma.Context, status int, msg string, errs ...error) huma.Sta
 	if hctx != nil {
 		ctx = hctx.Context()
 	}
-	slog.ErrorContext(ctx, "request failed", "status", status, "msg", msg, "error", errors.Join(errs...))
+	if status == http.StatusInternalServerError && isUnavailable(errs) {
+		status = http.StatusServiceUnavailable
+		if hctx != nil {
+			hctx.SetHeader("Retry-After", strconv.Itoa(RetryAfter))
+		}
+		slog.WarnContext(ctx, "request failed: dependency unavailable", "status", status, "msg", msg, "error", errors.Join(errs...))
+	} else {
+		slog.ErrorContext(ctx, "request failed", "status", status, "msg", msg, "error", errors.Join(errs...))
+	}
 	title := http.StatusText(status)
 	detail := "internal error"
 	if status == http.StatusServiceUnavailable {

@@ -12,18 +12,21 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 )
 
-// Check is one dependency readiness depends on: the database, the broker.
+// Check is one dependency the service reports on: the database, the broker.
 type Check struct {
 	Name  string
 	Check func(context.Context) error
-	// Optional checks are reported in /health but never make the service
-	// unready: a dependency the service works without (the gateway's
-	// Redis, for rate limits that fail open).
+	// Optional marks a dependency the API can serve without (a service's
+	// broker: messages wait in the outbox; the gateway's Redis: rate limits
+	// fail open): its state shows in /health, but it does not make the
+	// service unready.
 	Optional bool
 }
 
 // Health serves /livez (the process answers), /readyz and /health (every
-// check passes and the service is not draining).
+// check that is not optional passes and the service is not draining;
+// /health lists the state of every check, and says "degraded" while an
+// optional one fails).
 type Health struct {
 	checks   []Check
 	draining atomic.Bool
@@ -56,7 +59,7 @@ func IsHealthPath(path string) bool {
 
 // Status is the body of a successful health answer.
 type Status struct {
-	Status string            `json:"status" example:"ok" doc:"ok when the service can serve requests"`
+	Status string            `json:"status" example:"ok" enum:"ok,degraded" doc:"ok when the service and every dependency are up; degraded when it can serve requests but an optional dependency (Redis) is down"`
 	Checks map[string]string `json:"checks,omitempty" doc:"each dependency and its state"`
 }
 
@@ -100,10 +103,6 @@ func (h *Health) ready(ctx context.Context, _ *struct{}) (*statusOutput, error) 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	results := make(map[string]string, len(h.checks))
-	optional := map[string]bool{}
-	for _, c := range h.checks {
-		optional[c.Name] = c.Optional
-	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, c := range h.checks {
@@ -119,10 +118,16 @@ func (h *Health) ready(ctx context.Context, _ *struct{}) (*statusOutput, error) 
 	}
 	wg.Wait()
 	var failed []string
-	for name, state := range results {
-		if state != "ok" && !optional[name] {
-			failed = append(failed, name)
+	status := "ok"
+	for _, c := range h.checks {
+		if results[c.Name] == "ok" {
+			continue
 		}
+		if c.Optional {
+			status = "degraded"
+			continue
+		}
+		failed = append(failed, c.Name)
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
@@ -132,5 +137,5 @@ func (h *Health) ready(ctx context.Context, _ *struct{}) (*statusOutput, error) 
 			Detail: "not ready: " + strings.Join(failed, ", ") + " unavailable",
 		}
 	}
-	return &statusOutput{Body: Status{Status: "ok", Checks: results}}, nil
+	return &statusOutput{Body: Status{Status: status, Checks: results}}, nil
 }

@@ -58,7 +58,7 @@ var problems = map[int]problem{
 	http.StatusTooManyRequests:       {"Over the rate limit; try again after Retry-After seconds.", "rate limit exceeded"},
 	http.StatusInternalServerError:   {"Something failed inside the service. The body says only \"internal error\" and the request id; the cause is in the service's log.", "internal error"},
 	http.StatusBadGateway:            {"The gateway could not reach the service that answers this operation.", "upstream service unavailable, try again"},
-	http.StatusServiceUnavailable:    {"Not ready (starting, or shutting down); try again.", "service temporarily unavailable, try again"},
+	http.StatusServiceUnavailable:    {"A dependency (the database) is unavailable for now, or the service is not ready (starting, or shutting down); try again after Retry-After seconds.", "service temporarily unavailable, try again"},
 	http.StatusGatewayTimeout:        {"The service that answers this operation did not answer in time.", "upstream service did not answer in time"},
 }
 
@@ -99,11 +99,11 @@ func ProblemExample(status int) *huma.ErrorModel {
 
 // documentOperation adds to op every error answer it can give besides the
 // ones its handler declares: 422 for any input, 400, 413 and 415 for a
-// request body, 500 always. Every error answer gets a description and an
+// request body, 500 and 503 (a dependency unavailable) always. Every error answer gets a description and an
 // example of its own status (not Huma's generic "400 Bad Request"), and
 // the catch-all "default" answer goes once the answers are listed.
 func documentOperation(oapi *huma.OpenAPI, op *huma.Operation) {
-	statuses := []int{http.StatusInternalServerError}
+	statuses := []int{http.StatusInternalServerError, http.StatusServiceUnavailable}
 	if len(op.Parameters) > 0 || op.RequestBody != nil {
 		statuses = append(statuses, http.StatusUnprocessableEntity)
 	}

@@ -32,3 +32,16 @@ func (l *LogRecorder) Contains(msg string) bool {
 	defer l.mu.Unlock()
 	return slices.Contains(l.msgs, msg)
 }
+
+// Count reports how many times msg was logged.
+func (l *LogRecorder) Count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
+}

@@ -28,7 +28,7 @@ func Infra(t testing.TB, dialect string, migrations fs.FS) (*service.Infra, *min
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	return &service.Infra{DB: db, Redis: rdb}, mr
+	return &service.Infra{DB: db, Redis: rdb, Migrations: migrations}, mr
 }
 
 // Response is a recorded answer.
