@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,15 +25,21 @@ import (
 // TestGeneratedClientDrivesTheShop is the contract test: see the package
 // comment.
 func TestGeneratedClientDrivesTheShop(t *testing.T) {
-	gateway := startDevstack(t)
+	gateway, devstack := startDevstack(t)
 	checkGeneratedClient(t, gateway)
 
 	ctx := context.Background()
-	c, err := shopclient.NewClientWithResponses(gateway)
-	if err != nil {
-		t.Fatal(err)
-	}
 	user := time.Now().UnixNano()%1_000_000_000 + 1
+	big := user + 1
+	// Each user calls with a token of its own, which devstack's token command mints.
+	clientOf := func(user int64) *shopclient.ClientWithResponses {
+		c, err := shopclient.NewClientWithResponses(gateway, withToken(t, devstack, user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c, cBig, cNoAccount := clientOf(user), clientOf(big), clientOf(big+1)
 
 	// The README's walk-through: an account, a top-up, an order, read back.
 	acct, err := c.CreateAccountWithResponse(ctx, shopclient.CreateAccountBody{UserId: user})
@@ -69,25 +76,24 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 
 	// An amount whose cents need more than float32's 24 bits (and than a
 	// float64 printed short) round-trips exactly: the client holds strings.
-	big := user + 1
-	_, err = c.CreateAccountWithResponse(ctx, shopclient.CreateAccountBody{UserId: big})
+	_, err = cBig.CreateAccountWithResponse(ctx, shopclient.CreateAccountBody{UserId: big})
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, err = c.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: big, Amount: "9999999.99"})
+	top, err = cBig.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: big, Amount: "9999999.99"})
 	must(t, "top up 9999999.99", top, err, http.StatusOK)
 	if top.JSON200.Balance != "9999999.99" {
 		t.Errorf("balance after topping up 9999999.99: %q", top.JSON200.Balance)
 	}
-	created, err = c.CreateOrderWithResponse(ctx, shopclient.CreateOrderBody{UserId: big, Amount: "9999999.99"})
+	created, err = cBig.CreateOrderWithResponse(ctx, shopclient.CreateOrderBody{UserId: big, Amount: "9999999.99"})
 	must(t, "order 9999999.99", created, err, http.StatusCreated)
 	if created.JSON201.Amount != "9999999.99" {
 		t.Errorf("order amount %q, want 9999999.99", created.JSON201.Amount)
 	}
-	if got := waitSettled(t, c, created.JSON201.Id); got.Status != shopclient.FINISHED || got.Amount != "9999999.99" {
+	if got := waitSettled(t, cBig, created.JSON201.Id); got.Status != shopclient.FINISHED || got.Amount != "9999999.99" {
 		t.Errorf("order %+v, want FINISHED 9999999.99", got)
 	}
-	bal, err = c.GetAccountBalanceWithResponse(ctx, big)
+	bal, err = cBig.GetAccountBalanceWithResponse(ctx, big)
 	must(t, "balance", bal, err, http.StatusOK)
 	if bal.JSON200.Balance != "0.00" {
 		t.Errorf("balance after paying 9999999.99 of 9999999.99: %q", bal.JSON200.Balance)
@@ -119,7 +125,7 @@ func TestGeneratedClientDrivesTheShop(t *testing.T) {
 	if missing.ApplicationproblemJSON404 == nil {
 		t.Errorf("404 not typed: %s", missing.Body)
 	}
-	noAcct, err := c.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: big + 1, Amount: "1.00"})
+	noAcct, err := cNoAccount.TopUpAccountWithResponse(ctx, shopclient.TopUpBody{UserId: big + 1, Amount: "1.00"})
 	must(t, "top up without account", noAcct, err, http.StatusNotFound)
 	if noAcct.ApplicationproblemJSON404 == nil {
 		t.Errorf("404 not typed: %s", noAcct.Body)
@@ -216,16 +222,37 @@ func checkGeneratedClient(t *testing.T, gateway string) {
 	}
 }
 
+// testSecret is the JWT_HS256_SECRET devstack runs with in this test.
+const testSecret = "clienttest-secret-of-the-gateway-tokens"
+
+// withToken has every request of a client carry a token for user, minted
+// by `devstack token` with testSecret.
+func withToken(t *testing.T, devstack string, user int64) shopclient.ClientOption {
+	t.Helper()
+	cmd := exec.Command(devstack, "token", "-user", strconv.FormatInt(user, 10))
+	cmd.Env = append(os.Environ(), "JWT_HS256_SECRET="+testSecret)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("devstack token -user %d: %v", user, err)
+	}
+	token := strings.TrimSpace(string(out))
+	return shopclient.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	})
+}
+
 // startDevstack builds devstack from the workspace and runs it on free
-// loopback ports until the test ends; it returns the gateway's URL once the
-// gateway is ready (then it holds the complete description).
-func startDevstack(t *testing.T) string {
+// loopback ports, with authentication by testSecret, until the test ends; it
+// returns the gateway's URL once the gateway is ready (then it holds the
+// complete description) and the devstack binary.
+func startDevstack(t *testing.T) (gateway, bin string) {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "devstack")
+	bin = filepath.Join(t.TempDir(), "devstack")
 	build := exec.Command("go", "build", "-o", bin, "./services/devstack")
 	build.Dir = root
 	build.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"))
@@ -242,7 +269,8 @@ func startDevstack(t *testing.T) string {
 		ln.Close()
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addrs[0], "PAYMENTS_ADDR="+addrs[1], "ORDERS_ADDR="+addrs[2], "LOG_LEVEL=warn")
+	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addrs[0], "PAYMENTS_ADDR="+addrs[1], "ORDERS_ADDR="+addrs[2], "LOG_LEVEL=warn",
+		"AUTH=jwt", "JWT_HS256_SECRET="+testSecret)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -263,7 +291,7 @@ func startDevstack(t *testing.T) string {
 			t.Logf("devstack output:\n%s", out.String())
 		}
 	})
-	gateway := "http://" + addrs[0]
+	gateway = "http://" + addrs[0]
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -275,7 +303,7 @@ func startDevstack(t *testing.T) string {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return gateway
+				return gateway, bin
 			}
 		}
 		if time.Now().After(deadline) {

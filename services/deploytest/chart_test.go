@@ -55,8 +55,9 @@ var chartCases = []chartCase{
 		valueFiles: []string{"charts/shop/ci/existing-secret-values.yaml"},
 		set:        []string{"gateway.image.digest=sha256:" + strings.Repeat("ab", 32)},
 		externalSecrets: map[string][]string{
-			"shop-orders-env":   {"DATABASE_URL", "REDIS_URL"},
-			"shop-payments-env": {"database-url", "redis-url"},
+			"shop-orders-env":   {"DATABASE_URL", "REDIS_URL", "INTERNAL_TOKEN"},
+			"shop-payments-env": {"database-url", "redis-url", "INTERNAL_TOKEN"},
+			"shop-gateway-env":  {"REDIS_URL"},
 		},
 	},
 	{name: "no-telemetry-no-netpol", set: []string{"otel.endpoint=", "networkPolicy.enabled=false", "tests.enabled=false"}},
@@ -391,8 +392,9 @@ func checkRuntimeEnv(t *testing.T, c corev1.Container, svc string) {
 			t.Errorf("%s must come from the downward API (%s)", name, path)
 		}
 	}
-	wantSecret := svc != "gateway"
 	for _, name := range []string{"DATABASE_URL", "REDIS_URL"} {
+		// The gateway has no database; it has Redis for its rate limits.
+		wantSecret := svc != "gateway" || name == "REDIS_URL"
 		e, ok := envVar(c, name)
 		if ok != wantSecret {
 			t.Errorf("%s present=%v, want %v", name, ok, wantSecret)

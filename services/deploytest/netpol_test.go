@@ -188,15 +188,19 @@ func allowedFlows(t *testing.T, policies []*networkingv1.NetworkPolicy, world []
 }
 
 // expectedFlows is DESIGN.md's traffic, plus DNS and telemetry: clients -> gateway,
-// gateway -> orders and payments, orders and payments -> PostgreSQL and Redis, every service ->
-// the collector, every release pod -> DNS, and the helm test pod -> gateway. gatewayClient
-// says who counts as a client.
-func expectedFlows(world []endpoint, isChart func(string) bool, gatewayClient func(endpoint) bool, telemetry bool) map[flow]bool {
+// gateway -> orders and payments (their HTTP port, never the internal one), gateway -> Redis
+// (rate limits) and the OIDC issuer (Dex, when it is the issuer), orders and payments ->
+// PostgreSQL and Redis, every service -> the collector, every release pod -> DNS, and the helm
+// test pod -> gateway. gatewayClient says who counts as a client.
+func expectedFlows(world []endpoint, isChart func(string) bool, gatewayClient func(endpoint) bool, telemetry, dexIssuer bool) map[flow]bool {
 	egress := map[string][]string{ // role -> "dstRole:port/proto"
-		"gateway":  {"orders:8002/TCP", "payments:8001/TCP"},
+		"gateway":  {"orders:8002/TCP", "payments:8001/TCP", "redis:6379/TCP"},
 		"orders":   {"postgresql:5432/TCP", "redis:6379/TCP"},
 		"payments": {"postgresql:5432/TCP", "redis:6379/TCP"},
 		"test":     {"gateway:8000/TCP"},
+	}
+	if dexIssuer {
+		egress["gateway"] = append(egress["gateway"], "dex:5556/TCP")
 	}
 	for role := range egress {
 		egress[role] = append(egress[role], "kube-dns:53/UDP", "kube-dns:53/TCP")
@@ -242,7 +246,7 @@ func contains(list []string, s string) bool {
 
 // The NetworkPolicies allow exactly the flows of DESIGN.md, DNS and telemetry: in particular
 // nothing outside the namespace (and nothing but the gateway inside it) reaches orders and
-// payments, whose internal endpoints share their one port.
+// payments, and nothing at all reaches their internal listener.
 func TestNetworkPoliciesAllowExactlyTheDesignedFlows(t *testing.T) {
 	infra := devInfra(t)
 	isChart := func(role string) bool {
@@ -252,11 +256,14 @@ func TestNetworkPoliciesAllowExactlyTheDesignedFlows(t *testing.T) {
 		chart         chartCase
 		gatewayClient func(endpoint) bool
 		telemetry     bool
+		dexIssuer     bool
 	}{
-		{chartCases[0], func(endpoint) bool { return true }, true},
-		{chartCases[1], func(endpoint) bool { return true }, true},
-		{chartCases[2], func(e endpoint) bool { return e.role == "ingress-controller" }, true},
-		{chartCase{name: "no-telemetry", set: []string{"otel.endpoint="}}, func(endpoint) bool { return true }, false},
+		{chartCases[0], func(endpoint) bool { return true }, true, false},
+		{chartCases[1], func(endpoint) bool { return true }, true, true},
+		{chartCases[2], func(e endpoint) bool { return e.role == "ingress-controller" }, true, false},
+		{chartCase{name: "no-telemetry", set: []string{"otel.endpoint="}}, func(endpoint) bool { return true }, false, false},
+		// An issuer outside the cluster: the gateway may reach port 443 anywhere, which is no pod here.
+		{chartCase{name: "external-issuer", set: []string{"auth.oidc.issuerURL=https://login.example.com"}}, func(endpoint) bool { return true }, true, false},
 	}
 	for _, c := range cases {
 		t.Run(c.chart.name, func(t *testing.T) {
@@ -275,7 +282,7 @@ func TestNetworkPoliciesAllowExactlyTheDesignedFlows(t *testing.T) {
 			policies := all[networkingv1.NetworkPolicy](objects)
 			checkDefaultDeny(t, policies, world, isChart)
 			got := allowedFlows(t, policies, world, isChart)
-			want := expectedFlows(world, isChart, c.gatewayClient, c.telemetry)
+			want := expectedFlows(world, isChart, c.gatewayClient, c.telemetry, c.dexIssuer)
 			for f := range got {
 				if !want[f] {
 					t.Errorf("allowed but not designed: %s", f)
@@ -289,7 +296,24 @@ func TestNetworkPoliciesAllowExactlyTheDesignedFlows(t *testing.T) {
 			if t.Failed() {
 				t.Logf("allowed flows:\n%s", strings.Join(sortedFlows(got), "\n"))
 			}
-			// The internal endpoints stay unreachable from outside the namespace.
+			// The internal listeners exist, and nothing reaches them.
+			internal := 0
+			for _, e := range world {
+				for _, p := range e.ports {
+					if p.Name == "internal" && (e.role == "orders" || e.role == "payments") {
+						internal++
+						for _, src := range world {
+							if allowed(t, policies, src, e, p) {
+								t.Errorf("%s reaches the internal listener of %s (port %d)", src.role, e.role, p.ContainerPort)
+							}
+						}
+					}
+				}
+			}
+			if internal != 2 {
+				t.Errorf("found %d internal ports, want one on orders and one on payments", internal)
+			}
+			// The public endpoints of orders and payments stay unreachable from outside the namespace.
 			for _, f := range sortedFlows(got) {
 				if (strings.HasPrefix(f, "client ->") || strings.HasPrefix(f, "ingress-controller ->") || strings.HasPrefix(f, "stranger ->")) &&
 					(strings.Contains(f, "-> orders:") || strings.Contains(f, "-> payments:")) {

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -14,9 +15,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"shop/services/devstack/stack"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/cli"
 	"shop/services/platform/telemetry"
 )
@@ -33,11 +36,19 @@ type settings struct {
 	PaymentsDatabaseURL string        `env:"PAYMENTS_DATABASE_URL" help:"payments database; default: SQLite in the data directory"`
 	RedisURL            string        `env:"REDIS_URL" help:"Redis for the streams; default: an embedded Redis server"`
 	LogLevel            slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	Auth                string        `env:"AUTH" envDefault:"jwt" help:"gateway authentication: jwt (bearer tokens) or off"`
+	JWTSecret           string        `env:"JWT_HS256_SECRET" secret:"true" help:"the gateway's shared token secret, at least 32 bytes; default: a fresh random one per run (printed at start with ready tokens)"`
+	OIDCIssuerURL       string        `env:"OIDC_ISSUER_URL" help:"the gateway's OpenID Connect issuer (discovery and JWKS), instead of or besides the secret"`
+	OIDCAudience        string        `env:"OIDC_AUDIENCE" help:"the aud the gateway expects (default: shop)"`
+	RateLimit           string        `env:"RATE_LIMIT" help:"gateway: requests per second per user (per address when anonymous); 0 = off (default: the gateway's)"`
+	RateLimitBurst      string        `env:"RATE_LIMIT_BURST" help:"gateway: burst above RATE_LIMIT (default: the gateway's)"`
 	ReconcileAfter      time.Duration `env:"RECONCILE_AFTER" envDefault:"1m" help:"orders: request payment again for an order still NEW this long after its last request (then 2, 4 … times as long, at most 1h)"`
 
 	// telemetry gives each service its providers (default
 	// telemetry.ForService); tests record spans with their own.
 	telemetry func(ctx context.Context, service string) (telemetry.Providers, error)
+	// out receives the start-up banner (default os.Stderr).
+	out io.Writer
 }
 
 func (c *settings) Flags(fs *flag.FlagSet) {
@@ -56,15 +67,39 @@ func (c *settings) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", a.name, err))
 		}
 	}
+	if c.Auth != "" && c.Auth != "jwt" && c.Auth != "off" {
+		errs = append(errs, fmt.Errorf("AUTH: %q is neither jwt nor off", c.Auth))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < authtoken.MinSecretLen {
+		errs = append(errs, fmt.Errorf("JWT_HS256_SECRET: must be at least %d bytes, got %d", authtoken.MinSecretLen, len(c.JWTSecret)))
+	}
 	if c.ReconcileAfter < 0 {
 		errs = append(errs, errors.New("RECONCILE_AFTER: must be positive"))
 	}
 	return errors.Join(errs...)
 }
+
+// gateway returns the settings devstack passes on to the gateway, by
+// variable name; unset ones keep the gateway's defaults.
+func (c *settings) gateway() map[string]string {
+	vars := map[string]string{"AUTH": cmp.Or(c.Auth, "jwt")}
+	for name, v := range map[string]string{
+		"JWT_HS256_SECRET": c.JWTSecret, "OIDC_ISSUER_URL": c.OIDCIssuerURL, "OIDC_AUDIENCE": c.OIDCAudience,
+		"RATE_LIMIT": c.RateLimit, "RATE_LIMIT_BURST": c.RateLimitBurst,
+	} {
+		if v != "" {
+			vars[name] = v
+		}
+	}
+	return vars
+}
 func (c *settings) Addr() string      { return c.GatewayAddr }
 func (c *settings) Level() slog.Level { return c.LogLevel }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(tokenCommand(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	var cfg settings
 	cli.Main("devstack", &cfg, func(ctx context.Context) error { return run(ctx, cfg) })
 }
@@ -82,6 +117,7 @@ func run(ctx context.Context, cfg settings) error {
 		GatewayAddr: cfg.GatewayAddr, PaymentsAddr: cfg.PaymentsAddr, OrdersAddr: cfg.OrdersAddr,
 		OrdersDatabaseURL: cfg.OrdersDatabaseURL, PaymentsDatabaseURL: cfg.PaymentsDatabaseURL,
 		RedisURL: cfg.RedisURL, DataDir: cfg.DataDir, LogLevel: cfg.LogLevel, Telemetry: cfg.telemetry,
+		Gateway:        cfg.gateway(),
 		ReconcileAfter: cfg.ReconcileAfter,
 	})
 	if err != nil {
@@ -89,12 +125,14 @@ func run(ctx context.Context, cfg settings) error {
 	}
 	if cfg.OpenAPIDir != "" {
 		// Write the descriptions, then stop everything.
-		werr := writeOpenAPI(ctx, shop.GatewayURL, shop.OrdersURL, shop.PaymentsURL, cfg.OpenAPIDir)
+		werr := writeOpenAPI(ctx, shop, cfg.OpenAPIDir)
 		cancel()
 		return errors.Join(werr, shop.Wait())
 	}
-	fmt.Fprintf(os.Stderr, "\nShop is running.\n  API:      %s\n  Docs:     %s/docs\n  Payments: %s/docs\n  Orders:   %s/docs\n  Data:     %s\nPress Ctrl-C to stop.\n\n",
-		shop.GatewayURL, shop.GatewayURL, shop.PaymentsURL, shop.OrdersURL, dataDescription(shop.DataDir))
+	if err := banner(cmp.Or[io.Writer](cfg.out, os.Stderr), shop, cfg); err != nil {
+		cancel()
+		return errors.Join(err, shop.Wait())
+	}
 	return shop.Wait()
 }
 
@@ -108,7 +146,8 @@ func dataDescription(dir string) string {
 // writeOpenAPI waits until the gateway is ready (it holds the complete
 // merged description then) and writes every description to dir as
 // <name>.openapi.json (3.1) and <name>.openapi-3.0.json.
-func writeOpenAPI(ctx context.Context, gatewayURL, ordersURL, paymentsURL, dir string) error {
+func writeOpenAPI(ctx context.Context, shop *stack.Shop, dir string) error {
+	gatewayURL := shop.GatewayURL
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(gatewayURL + "/readyz")
@@ -130,9 +169,19 @@ func writeOpenAPI(ctx context.Context, gatewayURL, ordersURL, paymentsURL, dir s
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, base := range map[string]string{"gateway": gatewayURL, "orders": ordersURL, "payments": paymentsURL} {
+	for name, base := range map[string]string{
+		"gateway": gatewayURL, "orders": shop.OrdersURL, "payments": shop.PaymentsURL,
+		"orders-internal": shop.OrdersInternalURL, "payments-internal": shop.PaymentsInternalURL,
+	} {
 		for _, v := range []string{"", "-3.0"} {
-			resp, err := http.Get(base + "/openapi" + v + ".json")
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/openapi"+v+".json", nil)
+			if err != nil {
+				return err
+			}
+			if strings.HasSuffix(name, "-internal") {
+				req.Header.Set("Authorization", "Bearer "+shop.InternalToken)
+			}
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return err
 			}

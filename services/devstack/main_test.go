@@ -21,6 +21,8 @@ func TestMakeRun(t *testing.T) {
 		GatewayAddr:  servicetest.FreeAddr(t),
 		PaymentsAddr: servicetest.FreeAddr(t),
 		OrdersAddr:   servicetest.FreeAddr(t),
+		Auth:         "jwt",
+		JWTSecret:    e2e.TestSecret,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -40,7 +42,7 @@ func TestMakeRun(t *testing.T) {
 	for _, addr := range []string{cfg.GatewayAddr, cfg.PaymentsAddr, cfg.OrdersAddr} {
 		waitReady(t, "http://"+addr)
 	}
-	e2e.RunPaymentScenario(t, "http://"+cfg.GatewayAddr)
+	e2e.RunPaymentScenario(t, "http://"+cfg.GatewayAddr, e2e.TestSecret)
 }
 
 func waitReady(t *testing.T, base string) {

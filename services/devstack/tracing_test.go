@@ -20,6 +20,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"shop/services/platform/authtoken"
 	"shop/services/platform/polltest"
 	"shop/services/platform/service/servicetest"
 	"shop/services/platform/telemetry"
@@ -52,6 +53,7 @@ func TestOneTracePerOrder(t *testing.T) {
 		GatewayAddr:  servicetest.FreeAddr(t),
 		PaymentsAddr: servicetest.FreeAddr(t),
 		OrdersAddr:   servicetest.FreeAddr(t),
+		JWTSecret:    secret,
 		telemetry: func(_ context.Context, name string) (telemetry.Providers, error) {
 			return telemetry.Providers{Tracer: providers[name]}, nil
 		},
@@ -70,10 +72,14 @@ func TestOneTracePerOrder(t *testing.T) {
 	}
 
 	gw := "http://" + cfg.GatewayAddr
-	post(t, gw+"/accounts", `{"user_id": 7}`)
-	post(t, gw+"/accounts/top-up", `{"user_id": 7, "amount": "50.00"}`)
+	token, err := authtoken.Mint([]byte(secret), 7, authtoken.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post(t, gw+"/accounts", `{"user_id": 7}`, token)
+	post(t, gw+"/accounts/top-up", `{"user_id": 7, "amount": "50.00"}`, token)
 	var created struct{ ID string }
-	json.Unmarshal(post(t, gw+"/orders", `{"user_id": 7, "amount": "20.00"}`), &created)
+	json.Unmarshal(post(t, gw+"/orders", `{"user_id": 7, "amount": "20.00"}`, token), &created)
 
 	// The order's trace is the one whose root is the gateway's POST /orders.
 	var root sdktrace.ReadOnlySpan
@@ -233,9 +239,16 @@ func describe(spans []sdktrace.ReadOnlySpan) string {
 	return b.String()
 }
 
-func post(t *testing.T, url, body string) []byte {
+// post sends body to url as JSON with token as the bearer credential.
+func post(t *testing.T, url, body, token string) []byte {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

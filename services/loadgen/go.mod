@@ -22,7 +22,6 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-redis/redis_rate/v10 v10.0.1 // indirect
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.31.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
@@ -95,6 +94,7 @@ require (
 replace shop/services/platform => ../platform
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	shop/services/devstack v0.0.0
 	shop/services/orders v0.0.0
 )

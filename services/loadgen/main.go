@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Unaffordable, "unaffordable", 0.1, "share of orders larger than the balance")
 	fs.DurationVar(&cfg.SettleTimeout, "settle-timeout", time.Minute, "how long orders may stay unsettled after the last one was placed")
 	fs.Int64Var(&cfg.UserBase, "user-base", 0, "number users from base+1 (0: a random base, new users every run)")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "the gateway's JWT_HS256_SECRET: mint a bearer token with it for each user (default: $JWT_HS256_SECRET; none when both are empty)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object at the end instead of the table")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
 	fs.Usage = func() {
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if cfg.JWTSecret == "" {
+		cfg.JWTSecret = os.Getenv("JWT_HS256_SECRET")
 	}
 	ordersSet := false
 	fs.Visit(func(f *flag.Flag) { ordersSet = ordersSet || f.Name == "orders" })

@@ -5,16 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"shop/services/devstack/stack"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/telemetry"
 )
 
@@ -24,14 +29,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// testSecret is the gateway's JWT_HS256_SECRET in these tests.
+const testSecret = "loadgen-test-secret-for-the-gateway-tokens"
+
 // startShop runs the three services in this process, as devstack does, on
-// SQLite files and an embedded Redis, and returns the gateway's URL.
+// SQLite files and an embedded Redis, with authentication by testSecret,
+// and returns the gateway's URL.
 func startShop(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	shop, err := stack.Start(ctx, stack.Options{
 		DataDir: t.TempDir(), LogLevel: 8, ConsumerName: "test", ShutdownTimeout: 5 * time.Second, // 8: errors only
 		Telemetry: func(context.Context, string) (telemetry.Providers, error) { return telemetry.Providers{}, nil },
+		Gateway:   map[string]string{"AUTH": "jwt", "JWT_HS256_SECRET": testSecret},
 	})
 	if err != nil {
 		cancel()
@@ -71,7 +81,7 @@ var contractKeys = []string{
 // money adds up.
 func TestLoadRealShop(t *testing.T) {
 	gw := startShop(t)
-	code, rep, stderr := runJSON(t, "-gateway", gw, "-users", "10", "-orders", "200", "-workers", "8",
+	code, rep, stderr := runJSON(t, "-gateway", gw, "-jwt-secret", testSecret, "-users", "10", "-orders", "200", "-workers", "8",
 		"-unaffordable", "0.1", "-settle-timeout", "30s")
 	if code != 0 {
 		t.Fatalf("exit status %d, want 0\nreport %v\nstderr:\n%s", code, rep, stderr)
@@ -100,7 +110,7 @@ func TestLoadRealShop(t *testing.T) {
 // balance it found.
 func TestLoadRateDurationAndReusedUsers(t *testing.T) {
 	gw := startShop(t)
-	args := []string{"-gateway", gw, "-users", "3", "-workers", "4", "-user-base", "7000", "-settle-timeout", "30s"}
+	args := []string{"-gateway", gw, "-jwt-secret", testSecret, "-users", "3", "-workers", "4", "-user-base", "7000", "-settle-timeout", "30s"}
 	for i := range 2 {
 		start := time.Now()
 		code, rep, stderr := runJSON(t, append(args, "-rate", "50", "-duration", "1s")...)
@@ -231,11 +241,77 @@ func TestUnsettledOrdersFailTheRun(t *testing.T) {
 // Bad flags are a usage error (status 2), before anything is sent.
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"-workers", "0"}, {"-unaffordable", "1.5"}, {"-gateway", "localhost:8000"}, {"-orders", "0"}, {"extra"},
+		{"-workers", "0"}, {"-unaffordable", "1.5"}, {"-jwt-secret", "too-short"}, {"-gateway", "localhost:8000"}, {"-orders", "0"}, {"extra"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errb.String())
 		}
+	}
+}
+
+// tokenChecker is a gateway in front of next that counts requests whose
+// bearer token is missing, invalid, or for another user than the one the
+// request names (user_id in the body or query, or the balance path).
+type tokenChecker struct {
+	next   http.Handler
+	secret string
+
+	mu                        sync.Mutex
+	requests, missing, others int
+}
+
+func (c *tokenChecker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	named := r.URL.Query().Get("user_id")
+	var in struct {
+		UserID *int64 `json:"user_id"`
+	}
+	if json.Unmarshal(body, &in) == nil && in.UserID != nil {
+		named = strconv.FormatInt(*in.UserID, 10)
+	}
+	if id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/accounts/"), "/balance"); ok {
+		named = id
+	}
+	var claims jwt.RegisteredClaims
+	tok, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	_, err := jwt.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return []byte(c.secret), nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(authtoken.Issuer), jwt.WithAudience(authtoken.Audience))
+	c.mu.Lock()
+	c.requests++
+	switch {
+	case !hasToken || err != nil:
+		c.missing++
+	case named != "" && claims.Subject != named:
+		c.others++
+	}
+	c.mu.Unlock()
+	c.next.ServeHTTP(w, r)
+}
+
+// With -jwt-secret every request carries a valid token of the user it is
+// about; without it, none carries one.
+func TestEachUserSendsItsOwnToken(t *testing.T) {
+	check := &tokenChecker{next: &fakeShop{balances: map[int64]int64{}, orders: map[int64][]map[string]any{}}, secret: testSecret}
+	srv := httptest.NewServer(check)
+	t.Cleanup(srv.Close)
+	code, rep, stderr := runJSON(t, "-gateway", srv.URL, "-jwt-secret", testSecret, "-users", "4", "-orders", "40",
+		"-user-base", "500", "-workers", "4", "-settle-timeout", "5s")
+	if code != 0 {
+		t.Fatalf("exit %d, report %v\n%s", code, rep, stderr)
+	}
+	if check.requests == 0 || check.missing != 0 || check.others != 0 {
+		t.Fatalf("%d requests: %d without a valid token, %d with another user's", check.requests, check.missing, check.others)
+	}
+
+	t.Setenv("JWT_HS256_SECRET", "")
+	check.requests, check.missing = 0, 0
+	if code, rep, stderr := runJSON(t, "-gateway", srv.URL, "-users", "2", "-orders", "10", "-user-base", "600",
+		"-settle-timeout", "5s"); code != 0 {
+		t.Fatalf("without a secret: exit %d, report %v\n%s", code, rep, stderr)
+	}
+	if check.missing != check.requests {
+		t.Fatalf("without -jwt-secret, %d of %d requests carried a valid token", check.requests-check.missing, check.requests)
 	}
 }

@@ -84,6 +84,33 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 {{- end }}
 
+{{/* INTERNAL_TOKEN of orders or payments: internal.token, else the one the release's Secret
+holds already (kept on upgrades), else a new random one. */}}
+{{- define "shop.internalToken" -}}
+{{- $root := .root -}}
+{{- $svc := index $root.Values .name -}}
+{{- if $root.Values.internal.token -}}
+{{- $root.Values.internal.token -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "shop.componentName" .) -}}
+{{- $kept := dig "data" $svc.existingSecretKeys.internalToken "" ($existing | default dict) -}}
+{{- if $kept -}}
+{{- $kept | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* Name of the gateway's Secret (REDIS_URL, JWT_HS256_SECRET). */}}
+{{- define "shop.gatewaySecretName" -}}
+{{- if .Values.gateway.existingSecret }}
+{{- .Values.gateway.existingSecret }}
+{{- else }}
+{{- include "shop.componentName" (dict "root" . "name" "gateway") }}
+{{- end }}
+{{- end }}
+
 {{/* Refuses a grace period that does not cover the preStop sleep plus the drain. */}}
 {{- define "shop.validate" -}}
 {{- $need := add .Values.shutdownTimeoutSeconds .Values.preStopSleepSeconds -}}

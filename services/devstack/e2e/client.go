@@ -6,20 +6,58 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
+
+	"shop/services/platform/authtoken"
 )
 
-// client calls the shop's HTTP API.
+// TestSecret is the gateway's JWT_HS256_SECRET in the end-to-end tests.
+const TestSecret = "e2e-secret-of-the-gateway-for-hs256-tokens"
+
+// client calls the shop's HTTP API, as a user (see as) with a token signed
+// with secret. Without a user or secret it sends no token.
 type client struct {
-	http *http.Client
+	http   *http.Client
+	secret string
+	user   int64
+	tokens *sync.Map // user id → token
 }
 
-func newClient() *client {
-	return &client{http: &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-	}}
+func newClient(secret string) *client {
+	return &client{
+		http: &http.Client{
+			Timeout:   10 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+		},
+		secret: secret,
+		tokens: &sync.Map{},
+	}
+}
+
+// as returns a client that calls as user, sharing c's connections.
+func (c *client) as(user int64) *client {
+	cp := *c
+	cp.user = user
+	return &cp
+}
+
+// authorize sets the user's bearer token on req.
+func (c *client) authorize(req *http.Request) error {
+	if c.secret == "" || c.user <= 0 {
+		return nil
+	}
+	tok, ok := c.tokens.Load(c.user)
+	if !ok {
+		minted, err := authtoken.Mint([]byte(c.secret), c.user, authtoken.Options{})
+		if err != nil {
+			return err
+		}
+		tok, _ = c.tokens.LoadOrStore(c.user, minted)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.(string))
+	return nil
 }
 
 // call sends body (if not nil) as JSON and decodes a 2xx answer into out.
@@ -38,6 +76,9 @@ func (c *client) call(method, url string, body, out any) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if err := c.authorize(req); err != nil {
+		return 0, err
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, err
@@ -83,10 +124,11 @@ func (c *client) mustCall(t *testing.T, method, url string, body, out any) {
 
 // RunPaymentScenario: account, top-up 100.00, an order of 30.00 is FINISHED
 // within 2 seconds and leaves 70.00; an order of 100.00 is CANCELLED with a
-// reason and leaves the balance alone.
-func RunPaymentScenario(t *testing.T, gateway string) {
+// reason and leaves the balance alone. It calls as user 1, with a token
+// signed with secret (the gateway's JWT_HS256_SECRET; "" for none).
+func RunPaymentScenario(t *testing.T, gateway, secret string) {
 	t.Helper()
-	c := newClient()
+	c := newClient(secret).as(1)
 	var a account
 	c.mustCall(t, "POST", gateway+"/accounts", map[string]any{"user_id": 1}, &a)
 	c.mustCall(t, "POST", gateway+"/accounts/top-up", map[string]any{"user_id": 1, "amount": "100.00"}, &a)

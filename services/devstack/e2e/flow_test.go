@@ -6,6 +6,6 @@ import "testing"
 // binaries, PostgreSQL and Redis.
 func TestOrderIsPaidThroughTheGateway(t *testing.T) {
 	s := startShop(t, 1)
-	RunPaymentScenario(t, s.gateway.URL)
+	RunPaymentScenario(t, s.gateway.URL, TestSecret)
 	checkInvariants(t, s.ordersDB, s.paymentsDB)
 }

@@ -44,9 +44,9 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 	orders := servicetest.Start(t, "orders", servicetest.Build(t, "orders"),
 		slices.Concat(common, otlp("http/protobuf", jaeger.OTLPHTTP), []string{"DATABASE_URL=" + ordersDB})...)
 	gateway := servicetest.Start(t, "gateway", servicetest.Build(t, "gateway"),
-		slices.Concat(otlp("grpc", jaeger.OTLPGRPC), []string{"ORDERS_URL=" + orders.URL, "PAYMENTS_URL=" + payments.URL, "LOG_LEVEL=info"})...)
+		slices.Concat(otlp("grpc", jaeger.OTLPGRPC), gatewayAuth(redisURL), []string{"ORDERS_URL=" + orders.URL, "PAYMENTS_URL=" + payments.URL, "LOG_LEVEL=info"})...)
 
-	c := newClient()
+	c := newClient(TestSecret).as(1)
 	c.mustCall(t, "POST", gateway.URL+"/accounts", map[string]any{"user_id": 1}, nil)
 	c.mustCall(t, "POST", gateway.URL+"/accounts/top-up", map[string]any{"user_id": 1, "amount": "10.00"}, nil)
 	// The client starts the trace, so the test knows its id.
@@ -54,6 +54,9 @@ func TestJaegerHoldsOneTracePerOrder(t *testing.T) {
 	req, _ := http.NewRequest("POST", gateway.URL+"/orders", strings.NewReader(`{"user_id": 1, "amount": "2.50"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", "00-"+traceID+"-"+randomHex(8)+"-01")
+	if err := c.authorize(req); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

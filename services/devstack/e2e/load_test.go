@@ -23,10 +23,10 @@ type load struct {
 // setup creates the users' accounts with random balances.
 func (l load) setup(t *testing.T) {
 	t.Helper()
-	c := newClient()
+	c := newClient(TestSecret)
 	for u := 1; u <= l.users; u++ {
 		retry(t, func() error {
-			status, err := c.call("POST", l.paymentsURL(u)+"/accounts", map[string]any{"user_id": u}, nil)
+			status, err := c.as(int64(u)).call("POST", l.paymentsURL(u)+"/accounts", map[string]any{"user_id": u}, nil)
 			if status == 409 { // created by an earlier try
 				return nil
 			}
@@ -35,7 +35,7 @@ func (l load) setup(t *testing.T) {
 		cents := rand.IntN(100_00) // 0.00 to 99.99
 		if cents > 0 {
 			retry(t, func() error {
-				_, err := c.call("POST", l.paymentsURL(u)+"/accounts/top-up",
+				_, err := c.as(int64(u)).call("POST", l.paymentsURL(u)+"/accounts/top-up",
 					map[string]any{"user_id": u, "amount": fmt.Sprintf("%d.%02d", cents/100, cents%100)}, nil)
 				return err
 			})
@@ -47,7 +47,7 @@ func (l load) setup(t *testing.T) {
 // requests failed (and were retried) on the way.
 func (l load) run(t *testing.T) (accepted, failures int64) {
 	t.Helper()
-	c := newClient()
+	c := newClient(TestSecret)
 	var next, failed atomic.Int64
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -62,7 +62,7 @@ func (l load) run(t *testing.T) (accepted, failures int64) {
 				cents := rand.IntN(30_00) + 1 // up to 30.00: some orders exceed what is left
 				body := map[string]any{"user_id": user, "amount": fmt.Sprintf("%d.%02d", cents/100, cents%100)}
 				for attempt := 0; ; attempt++ {
-					if _, err := c.call("POST", l.ordersURL(i+attempt)+"/orders", body, nil); err == nil {
+					if _, err := c.as(int64(user)).call("POST", l.ordersURL(i+attempt)+"/orders", body, nil); err == nil {
 						ok.Add(1)
 						break
 					}

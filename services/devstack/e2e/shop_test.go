@@ -40,10 +40,16 @@ func startShop(t *testing.T, replicas int, env ...string) *shop {
 			slices.Concat(common, []string{"DATABASE_URL=" + ordersURL, fmt.Sprintf("CONSUMER_NAME=orders-%d", i)})...))
 	}
 	s.gateway = servicetest.Start(t, "gateway", servicetest.Build(t, "gateway"),
-		"ORDERS_URL="+s.orders[0].URL, "PAYMENTS_URL="+s.payments[0].URL, "LOG_LEVEL=warn")
+		slices.Concat(gatewayAuth(redisURL), []string{"ORDERS_URL=" + s.orders[0].URL, "PAYMENTS_URL=" + s.payments[0].URL, "LOG_LEVEL=warn"})...)
 	s.ordersDB = openDB(t, ordersURL)
 	s.paymentsDB = openDB(t, paymentsURL)
 	return s
+}
+
+// gatewayAuth is the gateway's environment for authentication on, with
+// TestSecret, and its rate limits in the tests' Redis.
+func gatewayAuth(redisURL string) []string {
+	return []string{"AUTH=jwt", "JWT_HS256_SECRET=" + TestSecret, "REDIS_URL=" + redisURL}
 }
 
 func openDB(t *testing.T, url string) *bun.DB {

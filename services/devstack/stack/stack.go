@@ -7,9 +7,12 @@ package stack
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	gateway "shop/services/gateway/app"
 	orders "shop/services/orders/app"
 	payments "shop/services/payments/app"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/config"
 	"shop/services/platform/service"
 	"shop/services/platform/telemetry"
@@ -50,6 +54,13 @@ type Options struct {
 	// Telemetry gives each service its providers (default
 	// telemetry.ForService, so that each appears under its own name).
 	Telemetry func(ctx context.Context, service string) (telemetry.Providers, error)
+	// Gateway holds settings of the gateway by variable name (AUTH,
+	// OIDC_ISSUER_URL, OIDC_AUDIENCE, JWT_HS256_SECRET, RATE_LIMIT,
+	// RATE_LIMIT_BURST), over its defaults; its REDIS_URL is RedisURL's.
+	// With authentication on (AUTH unset or "jwt") and neither a secret nor
+	// an issuer, the gateway gets a fresh random JWT_HS256_SECRET, which
+	// Shop.JWTSecret tells.
+	Gateway map[string]string
 }
 
 // Shop is a running shop.
@@ -58,6 +69,13 @@ type Shop struct {
 	GatewayURL, PaymentsURL, OrdersURL string
 	// DataDir holds the SQLite files, "" when both databases are external.
 	DataDir string
+	// JWTSecret is the gateway's JWT_HS256_SECRET, "" when it has none;
+	// Audience is the aud its tokens carry. Token mints one.
+	JWTSecret, Audience string
+	// PaymentsInternalURL and OrdersInternalURL are the services' internal
+	// listeners (on loopback), which take InternalToken.
+	PaymentsInternalURL, OrdersInternalURL string
+	InternalToken                          string
 
 	done chan struct{}
 	err  error
@@ -121,14 +139,28 @@ func Start(ctx context.Context, opts Options) (*Shop, error) {
 		tel[name] = p
 	}
 
-	// 4. Payments and orders, then the gateway in front of them; when one
+	// 4. Credentials: the gateway's token secret (unless it has an issuer
+	// or none is wanted), and the services' internal credential.
+	gwVars, err := gatewaySettings(opts.Gateway, opts.RedisURL)
+	if err != nil {
+		return fail(err)
+	}
+	internalToken, err := randomText(16)
+	if err != nil {
+		return fail(err)
+	}
+
+	// 5. Payments and orders, then the gateway in front of them; when one
 	// stops, all do.
-	s := &Shop{DataDir: opts.DataDir, done: make(chan struct{})}
+	s := &Shop{DataDir: opts.DataDir, done: make(chan struct{}), InternalToken: internalToken,
+		JWTSecret: gwVars["JWT_HS256_SECRET"], Audience: cmp.Or(gwVars["OIDC_AUDIENCE"], authtoken.Audience)}
 	r := runner{stop: cancel, errc: make(chan error, 3)}
 	svc := func(addr, dbURL string, p telemetry.Providers) (service.Config, error) {
 		var c service.Config
 		err := config.Defaults(&c)
 		c.HTTPAddr, c.DatabaseURL, c.RedisURL, c.Telemetry = listenAddr(addr), dbURL, opts.RedisURL, p
+		// The internal endpoints on loopback only, whatever addr is.
+		c.InternalAddr, c.InternalToken = "127.0.0.1:0", internalToken
 		c.LogLevel = opts.LogLevel
 		if opts.ConsumerName != "" {
 			c.ConsumerName = opts.ConsumerName
@@ -151,6 +183,9 @@ func Start(ctx context.Context, opts Options) (*Shop, error) {
 	if err != nil {
 		return fail(err)
 	}
+	paymentsInternalAt, ordersInternalAt := make(chan net.Addr, 1), make(chan net.Addr, 1)
+	paymentsCfg.OnInternalListen = func(a net.Addr) { paymentsInternalAt <- a }
+	ordersCfg.OnInternalListen = func(a net.Addr) { ordersInternalAt <- a }
 	paymentsAt := r.start(ctx, "payments", func(ctx context.Context, on func(net.Addr)) error {
 		paymentsCfg.OnListen = on
 		return payments.Run(ctx, paymentsCfg)
@@ -163,8 +198,14 @@ func Start(ctx context.Context, opts Options) (*Shop, error) {
 		s.OrdersURL, err = r.await("orders", ordersAt)
 	}
 	if err == nil {
+		s.PaymentsInternalURL, err = awaitInternal("payments", paymentsInternalAt, paymentsAt)
+	}
+	if err == nil {
+		s.OrdersInternalURL, err = awaitInternal("orders", ordersInternalAt, ordersAt)
+	}
+	if err == nil {
 		var gw gateway.Config
-		err = config.Defaults(&gw)
+		err = config.DefaultsWith(&gw, gwVars)
 		gw.HTTPAddr, gw.OrdersURL, gw.PaymentsURL = listenAddr(opts.GatewayAddr), s.OrdersURL, s.PaymentsURL
 		gw.LogLevel, gw.Telemetry = opts.LogLevel, tel["gateway"]
 		if opts.ShutdownTimeout > 0 {
@@ -191,6 +232,59 @@ func Start(ctx context.Context, opts Options) (*Shop, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Token mints a token for userID that the gateway accepts: signed with
+// JWTSecret, for Audience. It fails when the gateway has no secret (AUTH
+// off, or an issuer).
+func (s *Shop) Token(userID int64) (string, error) {
+	if s.JWTSecret == "" {
+		return "", errors.New("the gateway has no JWT_HS256_SECRET to mint tokens with")
+	}
+	return authtoken.Mint([]byte(s.JWTSecret), userID, authtoken.Options{Audience: s.Audience})
+}
+
+// gatewaySettings returns the gateway's settings: given, with REDIS_URL,
+// and a fresh JWT_HS256_SECRET when authentication is on without a secret
+// or an issuer.
+func gatewaySettings(given map[string]string, redisURL string) (map[string]string, error) {
+	vars := maps.Clone(given)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	vars["REDIS_URL"] = redisURL
+	auth := cmp.Or(vars["AUTH"], "jwt")
+	if auth == "jwt" && vars["JWT_HS256_SECRET"] == "" && vars["OIDC_ISSUER_URL"] == "" {
+		secret, err := randomText(authtoken.MinSecretLen)
+		if err != nil {
+			return nil, err
+		}
+		vars["JWT_HS256_SECRET"] = secret
+	}
+	if auth != "jwt" {
+		delete(vars, "JWT_HS256_SECRET") // no tokens to mint
+	}
+	return vars, nil
+}
+
+// randomText returns n random bytes as hexadecimal text (2n characters).
+func randomText(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// awaitInternal returns the base URL of a service's internal listener once
+// it listens.
+func awaitInternal(name string, at chan net.Addr, st started) (string, error) {
+	select {
+	case a := <-at:
+		return "http://" + loopback(a.String()), nil
+	case err := <-st.err:
+		return "", fmt.Errorf("%s stopped before its internal listener listened: %w", name, cmp.Or(err, context.Canceled))
+	}
 }
 
 // Wait waits until the shop has stopped and returns why, nil when its

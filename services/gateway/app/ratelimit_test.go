@@ -129,8 +129,8 @@ func TestRateLimitFailsOpen(t *testing.T) {
 	if err := json.Unmarshal(resp.body, &health); err != nil || resp.status != http.StatusOK {
 		t.Fatalf("/health: %d %s", resp.status, resp.body)
 	}
-	if health.Checks["redis"] != "unavailable" || health.Status != "ok" {
-		t.Errorf("/health = %+v, want ok with redis unavailable", health)
+	if health.Checks["redis"] != "unavailable" || health.Status != "degraded" {
+		t.Errorf("/health = %+v, want 200 degraded with redis unavailable", health)
 	}
 }
 

@@ -40,7 +40,7 @@ func (c *Config) Validate() error {
 
 // DefaultConfig is the configuration before the environment is read.
 func DefaultConfig() Config {
-	return Config{Config: service.Config{HTTPAddr: ":8002", DatabaseURL: "sqlite:data/orders.db"}}
+	return Config{Config: service.Config{HTTPAddr: ":8002", DatabaseURL: "sqlite:data/orders.db"}, ReconcileAfter: time.Minute}
 }
 
 // App is the wired orders service.
@@ -60,6 +60,7 @@ func New(infra *service.Infra, cfg Config) *App {
 		usecase.Config{ReconcileAfter: cfg.ReconcileAfter, Telemetry: infra.Telemetry})
 	h := service.NewHTTP(infra, "Orders", "Orders and their status; each order is paid for automatically.")
 	httpapi.Register(h.API, orders)
+	httpapi.RegisterInternal(h.Internal, orders)
 	// It publishes payment requests from its outbox and consumes the results.
 	m := service.Messaging{Outbox: ob, Stream: contract.PaymentResultsStream, Group: contract.OrdersGroup, Handler: orders.HandleResults}
 	// Orders still NEW are requested again: nothing a broker loses strands one.

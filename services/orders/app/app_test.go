@@ -127,12 +127,19 @@ func TestOrdersAPI(t *testing.T) {
 }
 
 func TestPaymentStatus(t *testing.T) {
-	h := newApp(t, dbtest.SQLite)
+	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
+	wired := app.New(infra, app.Config{})
+	h := wired.Handler
+	internal := servicetest.Bearer(servicetest.InternalToken, wired.InternalHandler(servicetest.InternalToken))
 	o := create(t, h, `{"user_id":5,"amount":"30.00"}`)
 	post := func(msgID, orderID, status, reason string) servicetest.Response {
 		body := fmt.Sprintf(`{"message_id":%q,"order_id":%q,"status":%q,"reason":%q}`, msgID, orderID, status, reason)
-		return servicetest.Do(t, h, "POST", "/orders/payment-status", body)
+		return servicetest.Do(t, internal, "POST", "/orders/payment-status", body)
 	}
+	// Not served publicly, and not even a 405 that would say something lives there.
+	servicetest.Do(t, h, "POST", "/orders/payment-status", `{}`).Problem(t, 404)
+	// GET of that path is GET /orders/{order_id}, with an id that is no UUID.
+	servicetest.Do(t, h, "GET", "/orders/payment-status", "").Problem(t, 422)
 	const msg1, msg2 = "0193a000-0000-7000-8000-000000000001", "0193a000-0000-7000-8000-000000000002"
 
 	var got orderBody

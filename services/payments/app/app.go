@@ -38,6 +38,7 @@ func New(infra *service.Infra) *App {
 	payments := usecase.New(usecase.Deps{DB: infra.DB, Accounts: st, Ledger: st, Outbox: ob, Keys: idempotency.New(infra.DB, idempotency.Config{})}, usecase.Config{Telemetry: infra.Telemetry})
 	h := service.NewHTTP(infra, "Payments", "Accounts and balances; pays for orders.")
 	httpapi.Register(h.API, payments)
+	httpapi.RegisterInternal(h.Internal, payments)
 	// It consumes payment requests and publishes the results from its outbox.
 	m := service.Messaging{Outbox: ob, Stream: contract.PaymentRequestsStream, Group: contract.PaymentsGroup, Handler: payments.HandleRequests}
 	return &App{Wired: service.Wired{HTTP: h, Messaging: m}, Payments: payments, Store: st}

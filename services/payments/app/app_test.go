@@ -90,7 +90,10 @@ func errorsText(p servicetest.Problem) string {
 }
 
 func TestProcessPayment(t *testing.T) {
-	h := newApp(t, dbtest.SQLite)
+	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
+	wired := app.New(infra)
+	h := wired.Handler
+	internal := servicetest.Bearer(servicetest.InternalToken, wired.InternalHandler(servicetest.InternalToken))
 	servicetest.Do(t, h, "POST", "/accounts", `{"user_id":1}`)
 	servicetest.Do(t, h, "POST", "/accounts/top-up", `{"user_id":1,"amount":"100.00"}`)
 
@@ -102,7 +105,7 @@ func TestProcessPayment(t *testing.T) {
 	}
 	process := func(msgID, orderID string, userID int, amount string) (int, result) {
 		body, _ := json.Marshal(map[string]any{"message_id": msgID, "order_id": orderID, "user_id": userID, "amount": amount})
-		resp := servicetest.Do(t, h, "POST", "/payments/process", string(body))
+		resp := servicetest.Do(t, internal, "POST", "/payments/process", string(body))
 		var r result
 		if resp.Status == 200 {
 			resp.JSON(t, &r)
@@ -117,6 +120,7 @@ func TestProcessPayment(t *testing.T) {
 		msg3   = "0193a000-0000-7000-8000-000000000003"
 		order3 = "0193a000-0000-7000-8000-0000000000a3"
 	)
+	servicetest.Do(t, h, "POST", "/payments/process", `{}`).Problem(t, 404)
 	if code, r := process(msg1, order1, 1, "30.00"); code != 200 || r.Status != "FINISHED" || r.Duplicate {
 		t.Fatalf("first payment: %d %+v", code, r)
 	}
@@ -147,36 +151,48 @@ func TestProcessPayment(t *testing.T) {
 		`{"order_id":"` + order1 + `","user_id":1,"amount":"1.00"}`,
 	}
 	for _, body := range bad {
-		servicetest.Do(t, h, "POST", "/payments/process", body).Problem(t, 422)
+		servicetest.Do(t, internal, "POST", "/payments/process", body).Problem(t, 422)
 	}
 }
 
-func TestOpenAPIMarksInternalOperations(t *testing.T) {
-	h := newApp(t, dbtest.SQLite)
-	resp := servicetest.Do(t, h, "GET", "/openapi.json", "")
-	var spec struct {
+func TestOpenAPIKeepsInternalOperationsApart(t *testing.T) {
+	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
+	a := app.New(infra)
+	type spec struct {
 		Paths map[string]map[string]struct {
 			Tags     []string `json:"tags"`
 			Internal bool     `json:"x-internal"`
 		} `json:"paths"`
 	}
-	resp.JSON(t, &spec)
-	for _, p := range []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/payments/process", "/health"} {
-		if _, ok := spec.Paths[p]; !ok {
-			t.Errorf("spec lacks %s", p)
+	var public spec
+	servicetest.Do(t, a.Handler, "GET", "/openapi.json", "").JSON(t, &public)
+	for _, p := range []string{"/accounts", "/accounts/top-up", "/accounts/{user_id}/balance", "/health"} {
+		if _, ok := public.Paths[p]; !ok {
+			t.Errorf("public spec lacks %s", p)
 		}
 	}
-	if op := spec.Paths["/payments/process"]["post"]; !op.Internal {
-		t.Errorf("/payments/process is not marked internal: %+v", op)
+	if _, ok := public.Paths["/payments/process"]; ok {
+		t.Error("the public spec documents the internal /payments/process")
 	}
-	if op := spec.Paths["/accounts"]["post"]; op.Internal {
+	if op := public.Paths["/accounts"]["post"]; op.Internal {
 		t.Errorf("/accounts is marked internal")
 	}
-	if resp := servicetest.Do(t, h, "GET", "/openapi.yaml", ""); resp.Status != 200 || !strings.Contains(string(resp.Body), "openapi: 3.1") {
+	if resp := servicetest.Do(t, a.Handler, "GET", "/openapi.yaml", ""); resp.Status != 200 || !strings.Contains(string(resp.Body), "openapi: 3.1") {
 		t.Errorf("openapi.yaml: %d %.100s", resp.Status, resp.Body)
 	}
-	if resp := servicetest.Do(t, h, "GET", "/docs", ""); resp.Status != 200 || !strings.Contains(string(resp.Body), "swagger-ui") {
+	if resp := servicetest.Do(t, a.Handler, "GET", "/docs", ""); resp.Status != 200 || !strings.Contains(string(resp.Body), "swagger-ui") {
 		t.Errorf("docs: %d", resp.Status)
+	}
+
+	// The internal listener documents its operation, to holders of the credential only.
+	servicetest.Do(t, a.InternalHandler(servicetest.InternalToken), "GET", "/openapi.json", "").Problem(t, 401)
+	var internal spec
+	servicetest.Do(t, servicetest.Bearer(servicetest.InternalToken, a.InternalHandler(servicetest.InternalToken)), "GET", "/openapi.json", "").JSON(t, &internal)
+	if op, ok := internal.Paths["/payments/process"]["post"]; !ok || !op.Internal {
+		t.Errorf("internal spec: /payments/process missing or not marked internal: %+v", internal.Paths)
+	}
+	if _, ok := internal.Paths["/accounts"]; ok {
+		t.Error("the internal spec documents the public /accounts")
 	}
 }
 

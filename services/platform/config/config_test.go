@@ -113,3 +113,22 @@ func TestDefaultsIgnoreTheEnvironment(t *testing.T) {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 }
+
+func TestDefaultsWithTakesTheGivenVariablesOnly(t *testing.T) {
+	t.Setenv("WORKERS", "99")
+	var cfg struct {
+		Addr    string `env:"ADDR" envDefault:":8000"`
+		Workers int    `env:"WORKERS" envDefault:"4"`
+		Name    string `env:"NAME"`
+	}
+	cfg.Name = "kept"
+	if err := config.DefaultsWith(&cfg, map[string]string{"ADDR": ":9000", "UNKNOWN": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9000" || cfg.Workers != 4 || cfg.Name != "kept" {
+		t.Fatalf("got %+v, want ADDR from vars, WORKERS from its default, NAME kept", cfg)
+	}
+	if err := config.DefaultsWith(&cfg, map[string]string{"WORKERS": "many"}); err == nil || !strings.Contains(err.Error(), "WORKERS") {
+		t.Fatalf("bad value: %v, want an error naming WORKERS", err)
+	}
+}

@@ -156,10 +156,16 @@ func Serve(ctx context.Context, cfg Config, migrations fs.FS, wire func(*Infra) 
 	w := wire(infra)
 
 	// 3. Serve, relay and consume until ctx ends; then drain.
+	rc := RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen}
+	if cfg.InternalAddr != "" {
+		rc.InternalAddr, rc.OnInternalListen = cfg.InternalAddr, cfg.OnInternalListen
+		rc.InternalHandler = w.InternalHandler(cfg.InternalToken)
+	} else {
+		slog.InfoContext(ctx, "internal endpoints not served: INTERNAL_ADDR is empty")
+	}
 	workers := append(w.Messaging.Workers(infra, cfg), Worker{Name: "dependency watcher", Run: infra.Watch})
 	workers = append(workers, w.Workers...)
-	return Run(ctx, RunConfig{Addr: cfg.HTTPAddr, Pprof: cfg.PprofAddr, Drain: cfg.ShutdownTimeout, OnListen: cfg.OnListen},
-		w.Health, w.Handler, workers...)
+	return Run(ctx, rc, w.Health, w.Handler, workers...)
 }
 
 // Worker is a background loop that runs until its context ends.
@@ -174,6 +180,12 @@ type RunConfig struct {
 	Pprof    string // where to serve the Go profiler; "" for nowhere
 	Drain    time.Duration
 	OnListen func(net.Addr)
+
+	// InternalAddr, when set, is where InternalHandler is served: a second
+	// listener, started and drained with the first.
+	InternalAddr     string
+	InternalHandler  http.Handler
+	OnInternalListen func(net.Addr)
 }
 
 // Run serves h and runs the workers until ctx ends or one of them fails.
@@ -200,7 +212,23 @@ func Run(ctx context.Context, cfg RunConfig, health *web.Health, h http.Handler,
 		})
 	}
 
+	internalErr := make(chan error, 1)
+	if cfg.InternalAddr != "" {
+		go func() {
+			err := web.Serve(serveCtx, web.NewServer(cfg.InternalAddr, cfg.InternalHandler), cfg.Drain, cfg.OnInternalListen, nil)
+			if err != nil {
+				err = fmt.Errorf("internal listener: %w", err)
+				stopServing()
+			}
+			internalErr <- err
+		}()
+	} else {
+		internalErr <- nil
+	}
+
 	serveErr := web.Serve(serveCtx, web.NewServer(cfg.Addr, h), cfg.Drain, cfg.OnListen, health.Drain)
+	stopServing()
+	serveErr = errors.Join(serveErr, <-internalErr)
 
 	stopWork()
 	done := make(chan struct{})

@@ -13,6 +13,9 @@
 // BENCH_DURATION (20s per load run), BENCH_SCALE (1: run the 1M-orders
 // scenario), BENCH_MICRO (1: run the micro-benchmarks), BENCH_PROFILE (a
 // directory: save 10s CPU profiles of orders and payments under full load).
+// The gateway authenticates with a fresh JWT_HS256_SECRET, which loadgen
+// gets as -jwt-secret; its rate limit is set far above the load, so that it
+// costs what it costs without capping the numbers.
 // It creates and drops the databases shop_bench_orders, shop_bench_payments,
 // shop_bench_ref and shop_bench_micro, and stops every process it starts.
 package main
@@ -22,6 +25,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -49,6 +54,7 @@ import (
 
 	"shop/services/loadgen/internal/load"
 	ordersapp "shop/services/orders/app"
+	"shop/services/platform/authtoken"
 	"shop/services/platform/database"
 )
 
@@ -58,6 +64,7 @@ type settings struct {
 	duration           time.Duration
 	scale, micro       bool
 	profileDir         string
+	jwtSecret          string // the gateway's JWT_HS256_SECRET, fresh per run
 }
 
 // usage is what -h prints: bench takes no flags, only its environment.
@@ -66,7 +73,8 @@ const usage = `Usage: bench
 Runs the shop as three processes on PostgreSQL and Redis, measures what PostgreSQL itself commits
 on this machine (pgbench, same client count), loads the shop flat out with loadgen, and prints both
 numbers, their ratio, the CPU per settled order by process, latency at half that throughput, a run
-on 1,000,000 orders, and the relay and consumer micro-benchmarks.
+on 1,000,000 orders, and the relay and consumer micro-benchmarks. The gateway authenticates
+(a fresh JWT_HS256_SECRET per run, passed to loadgen as -jwt-secret).
 
 Environment:
   BENCH_DATABASE_URL  an administrative connection; bench creates and drops shop_bench_* databases (default "postgres://postgres:postgres@127.0.0.1:5432/postgres")
@@ -119,6 +127,11 @@ func main() {
 		}
 		s.duration = d
 	}
+	secret := make([]byte, authtoken.MinSecretLen)
+	if _, err := rand.Read(secret); err != nil {
+		log.Fatal(err)
+	}
+	s.jwtSecret = hex.EncodeToString(secret)
 	if err := run(ctx, s); err != nil {
 		stop()
 		log.Print(err)
@@ -259,7 +272,8 @@ func (b *bench) startShop(ctx context.Context) error {
 	if b.orders, err = start("orders", "DATABASE_URL="+b.dbURL["shop_bench_orders"], "CONSUMER_NAME=bench", "PPROF_ADDR="+b.pprofAddr["orders"]); err != nil {
 		return err
 	}
-	b.gateway, err = start("gateway", "ORDERS_URL="+b.orders.url, "PAYMENTS_URL="+b.payments.url)
+	b.gateway, err = start("gateway", "ORDERS_URL="+b.orders.url, "PAYMENTS_URL="+b.payments.url,
+		"AUTH=jwt", "JWT_HS256_SECRET="+b.s.jwtSecret, "RATE_LIMIT=1000000", "RATE_LIMIT_BURST=1000000")
 	return err
 }
 
@@ -274,7 +288,7 @@ func (b *bench) stopShop() {
 // loadgen runs the load generator and returns its report and its own CPU
 // time (user+system).
 func (b *bench) loadgen(ctx context.Context, extra ...string) (*load.Report, time.Duration, error) {
-	args := append([]string{"-gateway", b.gateway.url, "-json", "-workers", strconv.Itoa(b.s.workers),
+	args := append([]string{"-gateway", b.gateway.url, "-jwt-secret", b.s.jwtSecret, "-json", "-workers", strconv.Itoa(b.s.workers),
 		"-users", "50", "-duration", b.s.duration.String(), "-settle-timeout", "5m"}, extra...)
 	cmd := exec.CommandContext(ctx, filepath.Join(b.bin, "loadgen"), args...)
 	var out bytes.Buffer
@@ -357,7 +371,7 @@ func (b *bench) scale(ctx context.Context) error {
 	}
 	b.add("scale: settled orders/s", "%.0f (%.0f%% of the empty database)", big.SettledPerSec, 100*big.SettledPerSec/b.flat.SettledPerSec)
 	b.latency("scale:", big)
-	p50, p99, err := listLatency(ctx, b.gateway.url)
+	p50, p99, err := listLatency(ctx, b.gateway.url, b.s.jwtSecret)
 	if err != nil {
 		return err
 	}
@@ -506,11 +520,17 @@ func seed(ctx context.Context, dbURL string) (time.Duration, error) {
 
 // listLatency times 200 GET /orders?user_id= of seeded users, each with
 // 100 orders among the million.
-func listLatency(ctx context.Context, gateway string) (p50, p99 float64, err error) {
+func listLatency(ctx context.Context, gateway, secret string) (p50, p99 float64, err error) {
 	var ds []time.Duration
 	for i := range 200 {
+		user := int64(1 + i*37%10000)
+		token, err := authtoken.Mint([]byte(secret), user, authtoken.Options{})
+		if err != nil {
+			return 0, 0, err
+		}
 		t0 := time.Now()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/orders?user_id=%d", gateway, 1+i*37%10000), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/orders?user_id=%d", gateway, user), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, 0, err

@@ -59,8 +59,9 @@ func kindOf(err error) string {
 	return KindOther
 }
 
-// call sends body as JSON (none if nil) and decodes a 2xx answer into out.
-func (c *client) call(ctx context.Context, method, path string, body, out any) (int, error) {
+// call sends body as JSON (none if nil), with token as the bearer
+// credential unless it is "", and decodes a 2xx answer into out.
+func (c *client) call(ctx context.Context, token, method, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -75,6 +76,9 @@ func (c *client) call(ctx context.Context, method, path string, body, out any) (
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

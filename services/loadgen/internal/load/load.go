@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"shop/services/platform/authtoken"
 )
 
 // Money the generator moves, in cents. Every user is topped up with TopUp;
@@ -68,6 +70,9 @@ type Config struct {
 	PollEvery time.Duration
 	// RequestTimeout bounds one HTTP request (default 10s).
 	RequestTimeout time.Duration
+	// JWTSecret, when set, is the gateway's JWT_HS256_SECRET: each user's
+	// requests carry a token minted with it for that user.
+	JWTSecret string
 }
 
 func (c Config) withDefaults() Config {
@@ -105,6 +110,9 @@ func (c Config) Validate() error {
 	if c.Unaffordable < 0 || c.Unaffordable > 1 {
 		errs = append(errs, errors.New("unaffordable: want a share between 0 and 1"))
 	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < authtoken.MinSecretLen {
+		errs = append(errs, fmt.Errorf("jwt-secret: want at least %d bytes, as the gateway's JWT_HS256_SECRET", authtoken.MinSecretLen))
+	}
 	if c.UserBase < 0 || c.UserBase+int64(c.Users) > 1<<53-1 {
 		errs = append(errs, errors.New("user-base: user ids must stay below 2^53"))
 	}
@@ -123,7 +131,9 @@ type order struct {
 // everything below it.
 type user struct {
 	id int64
-	mu sync.Mutex
+	// token is the user's bearer token, "" without Config.JWTSecret.
+	token string
+	mu    sync.Mutex
 	// baseline is the balance right after the generator's top-up.
 	baseline int64
 	// known are orders that existed before this run (a reused user id).
@@ -211,7 +221,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 func (r *run) setup(ctx context.Context) error {
 	r.users = make([]*user, r.cfg.Users)
 	for i := range r.users {
-		r.users[i] = &user{id: r.cfg.UserBase + int64(i) + 1, pending: map[string]*order{}}
+		u := &user{id: r.cfg.UserBase + int64(i) + 1, pending: map[string]*order{}}
+		if r.cfg.JWTSecret != "" {
+			// Valid well past any run: the settle wait and checks included.
+			tok, err := authtoken.Mint([]byte(r.cfg.JWTSecret), u.id, authtoken.Options{TTL: 7 * 24 * time.Hour})
+			if err != nil {
+				return fmt.Errorf("token for user %d: %w", u.id, err)
+			}
+			u.token = tok
+		}
+		r.users[i] = u
 	}
 	next := atomic.Int64{}
 	errc := make(chan error, r.cfg.Workers)
@@ -240,7 +259,7 @@ func (r *run) setup(ctx context.Context) error {
 
 func (r *run) setupUser(ctx context.Context, u *user) error {
 	status, err := r.retry(ctx, func() (int, error) {
-		return r.c.call(ctx, http.MethodPost, "/accounts", map[string]any{"user_id": u.id}, nil)
+		return r.c.call(ctx, u.token, http.MethodPost, "/accounts", map[string]any{"user_id": u.id}, nil)
 	})
 	switch {
 	case status == http.StatusConflict:
@@ -248,7 +267,7 @@ func (r *run) setupUser(ctx context.Context, u *user) error {
 		// orders it already has are not this run's.
 		var listed []apiOrder
 		if _, err := r.retry(ctx, func() (int, error) {
-			return r.c.call(ctx, http.MethodGet, listPath(u.id, listLimit), nil, &listed)
+			return r.c.call(ctx, u.token, http.MethodGet, listPath(u.id, listLimit), nil, &listed)
 		}); err != nil {
 			return fmt.Errorf("list orders of existing user %d: %w", u.id, err)
 		}
@@ -261,7 +280,7 @@ func (r *run) setupUser(ctx context.Context, u *user) error {
 	}
 	var a account
 	if _, err := r.retry(ctx, func() (int, error) {
-		return r.c.call(ctx, http.MethodPost, "/accounts/top-up", map[string]any{"user_id": u.id, "amount": cents(TopUp)}, &a)
+		return r.c.call(ctx, u.token, http.MethodPost, "/accounts/top-up", map[string]any{"user_id": u.id, "amount": cents(TopUp)}, &a)
 	}); err != nil {
 		return fmt.Errorf("top up user %d: %w", u.id, err)
 	}
@@ -344,7 +363,7 @@ func (r *run) place(ctx context.Context, rng *rand.Rand) (time.Duration, bool) {
 	r.sent.Add(1)
 	t0 := time.Now()
 	var created apiOrder
-	_, err := r.c.call(ctx, http.MethodPost, "/orders",
+	_, err := r.c.call(ctx, u.token, http.MethodPost, "/orders",
 		map[string]any{"user_id": u.id, "amount": cents(o.amount), "description": "loadgen"}, &created)
 	d := time.Since(t0)
 	if err != nil {
@@ -411,7 +430,7 @@ func (r *run) pollOnce(ctx context.Context) {
 					continue
 				}
 				var listed []apiOrder
-				if _, err := r.c.call(ctx, http.MethodGet, listPath(u.id, limit), nil, &listed); err != nil {
+				if _, err := r.c.call(ctx, u.token, http.MethodGet, listPath(u.id, limit), nil, &listed); err != nil {
 					if ctx.Err() == nil {
 						r.countError(err)
 					}
@@ -499,7 +518,7 @@ func (r *run) pollRemaining(ctx context.Context) {
 		u.mu.Unlock()
 		for _, o := range ids {
 			var got apiOrder
-			if _, err := r.c.call(ctx, http.MethodGet, "/orders/"+o.id, nil, &got); err != nil {
+			if _, err := r.c.call(ctx, u.token, http.MethodGet, "/orders/"+o.id, nil, &got); err != nil {
 				r.countError(err)
 				continue
 			}

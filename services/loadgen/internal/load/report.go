@@ -102,7 +102,7 @@ func (r *run) check(ctx context.Context, rep *Report) {
 		u.mu.Unlock()
 
 		var a account
-		if _, err := r.c.call(ctx, http.MethodGet, "/accounts/"+strconv.FormatInt(u.id, 10)+"/balance", nil, &a); err != nil {
+		if _, err := r.c.call(ctx, u.token, http.MethodGet, "/accounts/"+strconv.FormatInt(u.id, 10)+"/balance", nil, &a); err != nil {
 			fail("user %d: read balance: %v", u.id, err)
 			continue
 		}
@@ -118,7 +118,7 @@ func (r *run) check(ctx context.Context, rep *Report) {
 			// Some creates may have taken effect unseen: the user's own list,
 			// when it is complete, says which orders exist.
 			var listed []apiOrder
-			if _, err := r.c.call(ctx, http.MethodGet, listPath(u.id, listLimit), nil, &listed); err != nil {
+			if _, err := r.c.call(ctx, u.token, http.MethodGet, listPath(u.id, listLimit), nil, &listed); err != nil {
 				fail("user %d: list orders: %v", u.id, err)
 				continue
 			}

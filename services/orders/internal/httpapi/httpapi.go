@@ -113,7 +113,6 @@ type paymentStatusInput struct {
 func Register(api huma.API, uc UseCases) {
 	h := &handlers{uc}
 	web.Tag(api, "orders", "Orders and their status. Creating an order pays for it automatically: it is NEW until the payment settles it as FINISHED or CANCELLED.")
-	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
 		OperationID: "create-order",
 		Method:      http.MethodPost,
@@ -143,14 +142,20 @@ func Register(api huma.API, uc UseCases) {
 		Tags:        []string{"orders"},
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, h.get)
+}
+
+// RegisterInternal adds the internal operations, which only the other
+// service calls, to api: the internal listener's API (service.HTTP.Internal).
+func RegisterInternal(api huma.API, uc UseCases) {
+	h := &handlers{uc}
 	huma.Register(api, web.Internal(huma.Operation{
 		OperationID: "payment-status",
 		Method:      http.MethodPost,
 		Path:        "/orders/payment-status",
 		Summary:     "Apply a payment result (internal)",
 		Description: "Internal entry into the use case the payments.results stream feeds, with the same " +
-			"idempotency by message id. A result for a settled order changes nothing. Not routed by the gateway.",
-		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+			"idempotency by message id. A result for a settled order changes nothing. On the internal listener only, behind the service credential.",
+		Errors: []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusUnprocessableEntity},
 	}), h.paymentStatus)
 }
 

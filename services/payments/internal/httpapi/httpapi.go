@@ -140,7 +140,6 @@ type processOutput struct {
 func Register(api huma.API, uc UseCases) {
 	h := &handlers{uc}
 	web.Tag(api, "accounts", "Accounts and their balances: one account per user, topped up by the user, debited by the orders it pays for.")
-	web.DeclareInternal(api)
 	huma.Register(api, huma.Operation{
 		OperationID: "create-account",
 		Method:      http.MethodPost,
@@ -171,14 +170,20 @@ func Register(api huma.API, uc UseCases) {
 		Tags:        []string{"accounts"},
 		Errors:      []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
 	}, h.balance)
+}
+
+// RegisterInternal adds the internal operations, which only the other
+// service calls, to api: the internal listener's API (service.HTTP.Internal).
+func RegisterInternal(api huma.API, uc UseCases) {
+	h := &handlers{uc}
 	huma.Register(api, web.Internal(huma.Operation{
 		OperationID: "process-payment",
 		Method:      http.MethodPost,
 		Path:        "/payments/process",
 		Summary:     "Process a payment (internal)",
 		Description: "Internal entry into the payment use case the payments.requests stream feeds, " +
-			"with the same idempotency by message id. Not routed by the gateway.",
-		Errors: []int{http.StatusUnprocessableEntity},
+			"with the same idempotency by message id. On the internal listener only, behind the service credential.",
+		Errors: []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
 	}), h.process)
 }
 
