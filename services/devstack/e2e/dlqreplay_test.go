@@ -29,9 +29,6 @@ import (
 // puts the result back with its message id and the right replica settles
 // the order; replaying again finds nothing and changes nothing.
 func TestDLQReplaySettlesTheOrder(t *testing.T) {
-	// This test calls the services directly; the gateway startShop puts
-	// in front of them checks no tokens.
-	t.Setenv("AUTH", "off")
 	redisURL := servicetest.RedisURL(t)
 	s := startShop(t, 1, "REDIS_URL="+redisURL, "RECONCILE_AFTER=1h")
 	ordersURL, paymentsURL := s.orders[0].URL, s.payments[0].URL

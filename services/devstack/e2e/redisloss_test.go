@@ -34,9 +34,6 @@ import (
 // debited without a FINISHED order. The time from "Redis is back" to
 // "every order settled" is logged.
 func TestRedisDataLossStrandsNothing(t *testing.T) {
-	// This test calls the services directly; the gateway startShop puts
-	// in front of them checks no tokens.
-	t.Setenv("AUTH", "off")
 	r := startRedisServer(t)
 	s := startShop(t, 2, "REDIS_URL="+r.url, "RECONCILE_AFTER=2s", "CLAIM_IDLE=2s")
 	l := load{
