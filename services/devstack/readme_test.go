@@ -84,7 +84,7 @@ func TestREADMEMatchesTheSpecs(t *testing.T) {
 			}
 			continue
 		}
-		wantGW := slices.Concat(want, []string{"502", "504"})
+		wantGW := slices.Concat(want, []string{"401", "429", "502", "504"})
 		if _, ok := op["requestBody"]; ok {
 			wantGW = append(wantGW, "400", "413")
 		}

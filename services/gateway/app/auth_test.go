@@ -337,7 +337,6 @@ func TestMergedSpecDeclaresBearerAuth(t *testing.T) {
 		}
 		for code, headers := range map[string][]string{
 			"401": {"WWW-Authenticate"},
-			"403": nil,
 			"429": {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
 		} {
 			r, ok := op.Responses[code]

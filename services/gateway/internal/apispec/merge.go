@@ -143,13 +143,12 @@ func Merge(own map[string]any, upstreams []Upstream, routed Routed) (map[string]
 const SecurityScheme = "bearerAuth"
 
 // GatewayStatuses are the answers the gateway itself gives on every routed
-// operation, besides the service's own: 401 without a good token, 403 when
-// the input names another user (the service decides, but every operation
-// names a user somehow), 429 over the rate limit, 502 when the service
+// operation, besides the service's own: 401 without a good token, 429 over
+// the rate limit, 502 when the service
 // cannot be reached, 504 when it is too slow, and for a request body 400
 // (unreadable) and 413 (over MAX_BODY_BYTES).
 var GatewayStatuses = struct{ Always, WithBody []int }{
-	Always: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests,
+	Always: []int{http.StatusUnauthorized, http.StatusTooManyRequests,
 		http.StatusBadGateway, http.StatusGatewayTimeout},
 	WithBody: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge},
 }
