@@ -52,4 +52,10 @@ type PaymentCompleted struct {
 	Status  PaymentStatus `json:"status"`
 	// Reason says why a payment was declined; empty when it was paid.
 	Reason string `json:"reason,omitempty"`
+	// UserID and Amount are the payer and the amount as the payment was
+	// recorded: orders refuses a result whose user or amount is not the
+	// order's. A result without them (from an older payments service) is
+	// taken on its order id alone.
+	UserID int64        `json:"user_id,omitempty"`
+	Amount money.Amount `json:"amount,omitempty"`
 }

@@ -25,6 +25,8 @@ func TestPayloadsRoundTrip(t *testing.T) {
 			`{"order_id":"01890a5d-ac96-774b-bcce-b302099a8057","status":"FINISHED"}`},
 		{"payment cancelled", contract.PaymentCompleted{OrderID: id, Status: contract.PaymentCancelled, Reason: "insufficient funds"},
 			`{"order_id":"01890a5d-ac96-774b-bcce-b302099a8057","status":"CANCELLED","reason":"insufficient funds"}`},
+		{"payment with payer and amount", contract.PaymentCompleted{OrderID: id, Status: contract.PaymentFinished, UserID: 7, Amount: 1230},
+			`{"order_id":"01890a5d-ac96-774b-bcce-b302099a8057","status":"FINISHED","user_id":7,"amount":"12.30"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

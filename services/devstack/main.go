@@ -29,19 +29,20 @@ import (
 type settings struct {
 	DataDir             string
 	OpenAPIDir          string
-	GatewayAddr         string     `env:"GATEWAY_ADDR" envDefault:":8000" help:"gateway listen address"`
-	PaymentsAddr        string     `env:"PAYMENTS_ADDR" envDefault:":8001" help:"payments listen address"`
-	OrdersAddr          string     `env:"ORDERS_ADDR" envDefault:":8002" help:"orders listen address"`
-	OrdersDatabaseURL   string     `env:"ORDERS_DATABASE_URL" help:"orders database (postgres://… or sqlite:PATH); default: SQLite in the data directory"`
-	PaymentsDatabaseURL string     `env:"PAYMENTS_DATABASE_URL" help:"payments database; default: SQLite in the data directory"`
-	RedisURL            string     `env:"REDIS_URL" help:"Redis for the streams; default: an embedded Redis server"`
-	LogLevel            slog.Level `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
-	Auth                string     `env:"AUTH" envDefault:"jwt" help:"gateway authentication: jwt (bearer tokens) or off"`
-	JWTSecret           string     `env:"JWT_HS256_SECRET" secret:"true" help:"the gateway's shared token secret, at least 32 bytes; default: a fresh random one per run (printed at start with ready tokens)"`
-	OIDCIssuerURL       string     `env:"OIDC_ISSUER_URL" help:"the gateway's OpenID Connect issuer (discovery and JWKS), instead of or besides the secret"`
-	OIDCAudience        string     `env:"OIDC_AUDIENCE" help:"the aud the gateway expects (default: shop)"`
-	RateLimit           string     `env:"RATE_LIMIT" help:"gateway: requests per second per user (per address when anonymous); 0 = off (default: the gateway's)"`
-	RateLimitBurst      string     `env:"RATE_LIMIT_BURST" help:"gateway: burst above RATE_LIMIT (default: the gateway's)"`
+	GatewayAddr         string        `env:"GATEWAY_ADDR" envDefault:":8000" help:"gateway listen address"`
+	PaymentsAddr        string        `env:"PAYMENTS_ADDR" envDefault:":8001" help:"payments listen address"`
+	OrdersAddr          string        `env:"ORDERS_ADDR" envDefault:":8002" help:"orders listen address"`
+	OrdersDatabaseURL   string        `env:"ORDERS_DATABASE_URL" help:"orders database (postgres://… or sqlite:PATH); default: SQLite in the data directory"`
+	PaymentsDatabaseURL string        `env:"PAYMENTS_DATABASE_URL" help:"payments database; default: SQLite in the data directory"`
+	RedisURL            string        `env:"REDIS_URL" help:"Redis for the streams; default: an embedded Redis server"`
+	LogLevel            slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	Auth                string        `env:"AUTH" envDefault:"jwt" help:"gateway authentication: jwt (bearer tokens) or off"`
+	JWTSecret           string        `env:"JWT_HS256_SECRET" secret:"true" help:"the gateway's shared token secret, at least 32 bytes; default: a fresh random one per run (printed at start with ready tokens)"`
+	OIDCIssuerURL       string        `env:"OIDC_ISSUER_URL" help:"the gateway's OpenID Connect issuer (discovery and JWKS), instead of or besides the secret"`
+	OIDCAudience        string        `env:"OIDC_AUDIENCE" help:"the aud the gateway expects (default: shop)"`
+	RateLimit           string        `env:"RATE_LIMIT" help:"gateway: requests per second per user (per address when anonymous); 0 = off (default: the gateway's)"`
+	RateLimitBurst      string        `env:"RATE_LIMIT_BURST" help:"gateway: burst above RATE_LIMIT (default: the gateway's)"`
+	ReconcileAfter      time.Duration `env:"RECONCILE_AFTER" envDefault:"1m" help:"orders: request payment again for an order still NEW this long after its last request (then 2, 4 … times as long, at most 1h)"`
 
 	// telemetry gives each service its providers (default
 	// telemetry.ForService); tests record spans with their own.
@@ -71,6 +72,9 @@ func (c *settings) Validate() error {
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < authtoken.MinSecretLen {
 		errs = append(errs, fmt.Errorf("JWT_HS256_SECRET: must be at least %d bytes, got %d", authtoken.MinSecretLen, len(c.JWTSecret)))
+	}
+	if c.ReconcileAfter < 0 {
+		errs = append(errs, errors.New("RECONCILE_AFTER: must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -113,7 +117,8 @@ func run(ctx context.Context, cfg settings) error {
 		GatewayAddr: cfg.GatewayAddr, PaymentsAddr: cfg.PaymentsAddr, OrdersAddr: cfg.OrdersAddr,
 		OrdersDatabaseURL: cfg.OrdersDatabaseURL, PaymentsDatabaseURL: cfg.PaymentsDatabaseURL,
 		RedisURL: cfg.RedisURL, DataDir: cfg.DataDir, LogLevel: cfg.LogLevel, Telemetry: cfg.telemetry,
-		Gateway: cfg.gateway(),
+		Gateway:        cfg.gateway(),
+		ReconcileAfter: cfg.ReconcileAfter,
 	})
 	if err != nil {
 		return err

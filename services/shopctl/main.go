@@ -4,10 +4,10 @@
 //	shopctl trace ORDER_ID     the order's trace from Jaeger, as a tree
 //	shopctl dlq list [STREAM]  the dead letters of the streams
 //	shopctl dlq replay STREAM  puts dead letters back on their stream
+//	shopctl order ORDER_ID     all the shop knows about one order
 //
 // Each command is an entry in commands: a name, a one-line summary, the
-// environment it reads and a run function with its own flags, so new ones
-// (order forensics) are added beside trace and dlq.
+// environment it reads and a run function with its own flags.
 package main
 
 import (
@@ -44,7 +44,7 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-var commands = []command{traceCommand, dlqCommand}
+var commands = []command{traceCommand, dlqCommand, orderCommand}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -178,6 +178,13 @@ func TestUsage(t *testing.T) {
 		{args: []string{"dlq", "replay", "-all"}, code: 2, stderr: []string{"exactly one STREAM"}},
 		{args: []string{"dlq", "replay", "s", "-id", "abc"}, code: 2, stderr: []string{`"abc" is not a stream entry id`}},
 		{args: []string{"dlq", "list", "-redis", "nope://x"}, code: 2, stderr: []string{"Redis URL"}},
+		{args: []string{"-h"}, code: 0, stdout: []string{"order ORDER_ID", "ORDERS_DATABASE_URL", "PAYMENTS_DATABASE_URL"}},
+		{args: []string{"order", "-h"}, code: 0, stderr: []string{"Usage: shopctl order", "-orders-db", "-payments-db", "-redis", "dead letters", "inbox"}},
+		{args: []string{"order"}, code: 2, stderr: []string{"want exactly one ORDER_ID"}},
+		{args: []string{"order", "x", "y"}, code: 2, stderr: []string{"want exactly one ORDER_ID"}},
+		{args: []string{"order", "not-a-uuid"}, code: 2, stderr: []string{`"not-a-uuid" is not a UUID`}},
+		{args: []string{"order", uuid.NewString(), "-orders-db", "mysql://x"}, code: 2, stderr: []string{"orders database URL"}},
+		{args: []string{"order", uuid.NewString(), "-redis", "nope://x"}, code: 2, stderr: []string{"Redis URL"}},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

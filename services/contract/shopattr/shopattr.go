@@ -35,12 +35,21 @@ const (
 	// decision, as decimal strings (on the "payment decided" event).
 	BalanceBefore attribute.Key = "shop.balance.before"
 	BalanceAfter  attribute.Key = "shop.balance.after"
+	// PaymentAttempt is the number of a payment request for its order: 1
+	// for the one sent with the order, 2 and on for those reconciliation
+	// sends while the order stays NEW (on the "reconcile payment request"
+	// span and its "payment requested again" event).
+	PaymentAttempt attribute.Key = "shop.payment.attempt"
+	// PaymentResent is true on a request for an order decided before whose
+	// recorded result payments sent again (a new message, the same outcome,
+	// no second debit).
+	PaymentResent attribute.Key = "shop.payment.resent"
 )
 
 // Keys lists every key above.
 var Keys = []attribute.Key{
 	OrderID, UserID, Amount, OrderStatus, PaymentStatus, PaymentReason, PaymentDuplicate,
-	BalanceBefore, BalanceAfter,
+	BalanceBefore, BalanceAfter, PaymentAttempt, PaymentResent,
 }
 
 // Span event names.
@@ -51,10 +60,18 @@ const (
 	// OrderSettled marks the moment the orders service moved the order to
 	// FINISHED or CANCELLED.
 	OrderSettled = "order settled"
+	// PaymentRequestedAgain marks a payment request reconciliation sent for
+	// an order still NEW, with its attempt number.
+	PaymentRequestedAgain = "payment requested again"
+	// PaymentResultResent marks the payments service sending the recorded
+	// result of an order decided before, with the status and reason.
+	PaymentResultResent = "payment result resent"
 )
 
 // Log attribute keys of the decision log lines, beside trace_id.
 const (
 	LogOrderID = "order_id"
 	LogUserID  = "user_id"
+	// LogAttempt is the number of a payment request (see PaymentAttempt).
+	LogAttempt = "attempt"
 )

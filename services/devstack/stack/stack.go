@@ -49,6 +49,8 @@ type Options struct {
 	LogLevel        slog.Level
 	ConsumerName    string
 	ShutdownTimeout time.Duration
+	// ReconcileAfter goes to orders (default: its configuration's).
+	ReconcileAfter time.Duration
 	// Telemetry gives each service its providers (default
 	// telemetry.ForService, so that each appears under its own name).
 	Telemetry func(ctx context.Context, service string) (telemetry.Providers, error)
@@ -172,7 +174,12 @@ func Start(ctx context.Context, opts Options) (*Shop, error) {
 	if err != nil {
 		return fail(err)
 	}
-	ordersCfg, err := svc(opts.OrdersAddr, opts.OrdersDatabaseURL, tel["orders"])
+	ordersSvc, err := svc(opts.OrdersAddr, opts.OrdersDatabaseURL, tel["orders"])
+	if err != nil {
+		return fail(err)
+	}
+	ordersCfg := orders.Config{Config: ordersSvc}
+	ordersCfg.ReconcileAfter, err = reconcileAfter(opts.ReconcileAfter)
 	if err != nil {
 		return fail(err)
 	}
@@ -336,6 +343,16 @@ func (r *runner) wait() error {
 		errs = append(errs, <-r.errc)
 	}
 	return errors.Join(errs...)
+}
+
+// reconcileAfter is d, or the orders service's default when d is zero.
+func reconcileAfter(d time.Duration) (time.Duration, error) {
+	if d > 0 {
+		return d, nil
+	}
+	var c orders.Config
+	err := config.Defaults(&c)
+	return c.ReconcileAfter, err
 }
 
 func listenAddr(addr string) string {

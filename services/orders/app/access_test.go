@@ -42,7 +42,7 @@ func TestOwnership(t *testing.T) {
 	for _, dialect := range []string{dbtest.SQLite, dbtest.Postgres} {
 		t.Run(dialect, func(t *testing.T) {
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
-			h := app.New(infra).Handler
+			h := app.New(infra, app.Config{}).Handler
 			mine := create(t, h, `{"user_id":5,"amount":"1.00"}`)
 			theirs := create(t, h, `{"user_id":6,"amount":"2.00"}`)
 			anonymous := []string(nil)
@@ -101,7 +101,7 @@ func TestIdempotentCreate(t *testing.T) {
 	for _, dialect := range []string{dbtest.SQLite, dbtest.Postgres} {
 		t.Run(dialect, func(t *testing.T) {
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
-			h := app.New(infra).Handler
+			h := app.New(infra, app.Config{}).Handler
 			post := func(user int64, key, body string) servicetest.Response {
 				return servicetest.DoWith(t, h, "POST", "/orders", body, append(as(user), "Idempotency-Key", key)...)
 			}
@@ -163,7 +163,7 @@ func TestIdempotentCreate(t *testing.T) {
 // then completes.
 func TestIdempotentCreateInFlight(t *testing.T) {
 	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
-	h := app.New(infra).Handler
+	h := app.New(infra, app.Config{}).Handler
 	// SQLite has one connection: holding it keeps a request from finishing.
 	tx, err := infra.DB.BeginTx(context.Background(), nil)
 	if err != nil {
@@ -197,7 +197,7 @@ func TestIdempotentCreateConcurrent(t *testing.T) {
 	for _, dialect := range []string{dbtest.SQLite, dbtest.Postgres} {
 		t.Run(dialect, func(t *testing.T) {
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
-			replicas := []http.Handler{app.New(infra).Handler, app.New(infra).Handler}
+			replicas := []http.Handler{app.New(infra, app.Config{}).Handler, app.New(infra, app.Config{}).Handler}
 			answers := make([]servicetest.Response, 20)
 			var wg sync.WaitGroup
 			for i := range answers {
@@ -238,7 +238,7 @@ func TestIdempotentCreateInBatch(t *testing.T) {
 	for _, dialect := range []string{dbtest.SQLite, dbtest.Postgres} {
 		t.Run(dialect, func(t *testing.T) {
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
-			a, b := app.New(infra), app.New(infra)
+			a, b := app.New(infra, app.Config{}), app.New(infra, app.Config{})
 			first := servicetest.DoWith(t, a.Handler, "POST", "/orders", `{"amount":"1.00"}`, append(as(5), "Idempotency-Key", "k")...)
 			if first.Status != 201 {
 				t.Fatalf("first: %d %s", first.Status, first.Body)
@@ -277,7 +277,7 @@ func TestIdempotentCreateInBatch(t *testing.T) {
 func TestIdempotencyKeyJanitorRuns(t *testing.T) {
 	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
 	names := map[string]bool{}
-	for _, w := range app.New(infra).Messaging.Workers(infra, service.Config{}) {
+	for _, w := range app.New(infra, app.Config{}).Messaging.Workers(infra, service.Config{}) {
 		names[w.Name] = true
 	}
 	if !names["idempotency key janitor"] {

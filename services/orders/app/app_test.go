@@ -37,7 +37,7 @@ type orderBody struct {
 
 func newApp(t *testing.T, dialect string) http.Handler {
 	infra, _ := servicetest.Infra(t, dialect, store.Migrations)
-	return app.New(infra).Handler
+	return app.New(infra, app.Config{}).Handler
 }
 
 func create(t *testing.T, h http.Handler, body string) orderBody {
@@ -128,7 +128,7 @@ func TestOrdersAPI(t *testing.T) {
 
 func TestPaymentStatus(t *testing.T) {
 	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
-	wired := app.New(infra)
+	wired := app.New(infra, app.Config{})
 	h := wired.Handler
 	internal := servicetest.Bearer(servicetest.InternalToken, wired.InternalHandler(servicetest.InternalToken))
 	o := create(t, h, `{"user_id":5,"amount":"30.00"}`)
@@ -178,7 +178,7 @@ func TestConsumesPaymentResults(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
-			a := app.New(infra)
+			a := app.New(infra, app.Config{})
 			paid := create(t, a.Handler, `{"user_id":5,"amount":"1.00"}`)
 			declined := create(t, a.Handler, `{"user_id":5,"amount":"2.00"}`)
 			later := create(t, a.Handler, `{"user_id":5,"amount":"3.00"}`)

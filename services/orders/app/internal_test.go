@@ -1,11 +1,13 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	"shop/services/orders/app"
+	"shop/services/platform/service"
 	"shop/services/platform/service/servicetest"
 )
 
@@ -13,7 +15,11 @@ import (
 // it, settles nothing: the internal endpoint is not on the public listener,
 // and the internal listener wants the service credential.
 func TestPaymentStatusNeedsTheInternalListenerAndItsCredential(t *testing.T) {
-	public, internal := servicetest.Serve(t, app.DefaultConfig(), app.Run)
+	cfg := app.DefaultConfig()
+	public, internal := servicetest.Serve(t, cfg.Config, func(ctx context.Context, c service.Config) error {
+		cfg.Config = c
+		return app.Run(ctx, cfg)
+	})
 	resp := servicetest.Call(t, "POST", public+"/orders", `{"user_id":5,"amount":"500.00"}`, "")
 	if resp.Status != 201 {
 		t.Fatalf("create: %d %s", resp.Status, resp.Body)

@@ -34,7 +34,7 @@ func TestUnreachableDatabaseAnswers503(t *testing.T) {
 	}
 	infra.DB = bun.NewDB(stdlib.OpenDB(*cfg), pgdialect.New())
 	t.Cleanup(func() { infra.DB.Close() })
-	h := app.New(infra).Handler
+	h := app.New(infra, app.Config{}).Handler
 
 	for _, req := range []struct{ method, path, body string }{
 		{"POST", "/orders", `{"user_id":5,"amount":"30.00"}`},

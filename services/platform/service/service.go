@@ -132,6 +132,9 @@ func (i *Infra) Close() error {
 type Wired struct {
 	*HTTP
 	Messaging Messaging
+	// Workers are the service's own background loops, run beside the
+	// messaging workers (orders: the reconciler).
+	Workers []Worker
 }
 
 // Serve runs a stateful service until ctx ends, the same way for orders and
@@ -161,6 +164,7 @@ func Serve(ctx context.Context, cfg Config, migrations fs.FS, wire func(*Infra) 
 		slog.InfoContext(ctx, "internal endpoints not served: INTERNAL_ADDR is empty")
 	}
 	workers := append(w.Messaging.Workers(infra, cfg), Worker{Name: "dependency watcher", Run: infra.Watch})
+	workers = append(workers, w.Workers...)
 	return Run(ctx, rc, w.Health, w.Handler, workers...)
 }
 

@@ -38,12 +38,19 @@ type orderRow struct {
 	CancelReason *string   `bun:"cancel_reason"`
 	CreatedAt    time.Time `bun:"created_at,notnull"`
 	UpdatedAt    time.Time `bun:"updated_at,notnull"`
+
+	PaymentRequests    int       `bun:"payment_requests,notnull"`
+	PaymentRequestedAt time.Time `bun:"payment_requested_at,notnull"`
+	PaymentRetryAt     time.Time `bun:"payment_retry_at,notnull"`
+	PaymentTrace       string    `bun:"payment_traceparent,notnull"`
 }
 
 func toRow(o order.Order) *orderRow {
 	r := &orderRow{
 		ID: o.ID, UserID: o.UserID, Amount: int64(o.Amount), Description: o.Description,
 		Status: string(o.Status), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		PaymentRequests: o.PaymentRequests, PaymentRequestedAt: o.PaymentRequestedAt.UTC(), PaymentRetryAt: o.PaymentRetryAt.UTC(),
+		PaymentTrace: o.PaymentTrace,
 	}
 	if o.CancelReason != "" {
 		r.CancelReason = &o.CancelReason
@@ -55,6 +62,8 @@ func (r *orderRow) order() order.Order {
 	o := order.Order{
 		ID: r.ID, UserID: r.UserID, Amount: money.Amount(r.Amount), Description: r.Description,
 		Status: order.Status(r.Status), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		PaymentRequests: r.PaymentRequests, PaymentRequestedAt: r.PaymentRequestedAt.UTC(), PaymentRetryAt: r.PaymentRetryAt.UTC(),
+		PaymentTrace: r.PaymentTrace,
 	}
 	if r.CancelReason != nil {
 		o.CancelReason = *r.CancelReason
@@ -179,6 +188,53 @@ func save(ctx context.Context, tx bun.IDB, changed []*order.Order) error {
 	}
 	if n, _ := res.RowsAffected(); n != int64(len(rows)) {
 		return fmt.Errorf("update %d orders: %d changed concurrently", len(rows), int64(len(rows))-n)
+	}
+	return nil
+}
+
+// DuePayments returns up to limit orders still NEW whose payment is due to
+// be requested again at now, the longest overdue first, locked within tx:
+// on PostgreSQL with FOR UPDATE SKIP LOCKED, so replicas reconciling at
+// once each take other orders and none waits for an order a payment result
+// is settling; SQLite has a single writer.
+func (s *Store) DuePayments(ctx context.Context, tx bun.IDB, now time.Time, limit int) ([]order.Order, error) {
+	var rows []orderRow
+	q := tx.NewSelect().Model(&rows).
+		Where("status = ?", string(order.New)).
+		Where("payment_retry_at <= ?", now.UTC()).
+		OrderExpr("payment_retry_at, id").
+		Limit(int64(limit))
+	if err := database.LockRows(tx, q, "UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find orders due for a payment request: %w", err)
+	}
+	orders := make([]order.Order, len(rows))
+	for i := range rows {
+		orders[i] = rows[i].order()
+	}
+	return orders, nil
+}
+
+// SavePaymentRequests writes the payment request schedule of orders (as
+// order.RequestPayment left it) within tx, with one UPDATE. An order that
+// is no longer NEW is an error: the caller holds them locked.
+func (s *Store) SavePaymentRequests(ctx context.Context, tx bun.IDB, orders []order.Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	rows := make([]*orderRow, len(orders))
+	for i, o := range orders {
+		rows[i] = toRow(o)
+	}
+	res, err := tx.NewUpdate().Model(&rows).
+		Column("payment_requests", "payment_requested_at", "payment_retry_at").
+		Bulk().
+		Where("?TableAlias.status = ?", string(order.New)).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("save payment requests of %d orders: %w", len(rows), err)
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(rows)) {
+		return fmt.Errorf("save payment requests of %d orders: %d settled concurrently", len(rows), int64(len(rows))-n)
 	}
 	return nil
 }

@@ -1,13 +1,16 @@
 // Package usecase is the orders service's application layer: one method per
 // use case (create an order, settle a batch of payment results, settle one
-// through the internal endpoint, read orders). Each owns its transaction,
-// the inbox record of the message it applies, the outbox rows it writes and
-// the wake-up of the relay after the commit; the status transition is
-// order.ApplyPayment, and the store only loads, locks and saves. The stream
+// through the internal endpoint, read orders, request again the payment of
+// orders left NEW). Each owns its transaction, the inbox record of the
+// message it applies, the outbox rows it writes and the wake-up of the
+// relay after the commit; the status transition is order.ApplyPayment, the
+// schedule of requests order.RequestPayment, and the store only loads,
+// locks and saves. The stream
 // consumer and the HTTP handlers both call these methods.
 package usecase
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"shop/services/contract"
@@ -27,8 +31,10 @@ import (
 	"shop/services/platform/idempotency"
 	"shop/services/platform/inbox"
 	"shop/services/platform/messaging"
+	"shop/services/platform/money"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
+	"shop/services/platform/telemetry"
 )
 
 // Store loads, locks and saves orders (store.Store).
@@ -37,6 +43,8 @@ type Store interface {
 	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
 	ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error)
 	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error)
+	DuePayments(ctx context.Context, tx bun.IDB, now time.Time, limit int) ([]order.Order, error)
+	SavePaymentRequests(ctx context.Context, tx bun.IDB, orders []order.Order) error
 }
 
 // Outbox writes messages in the caller's transaction, and is told when they
@@ -68,12 +76,34 @@ type Deps struct {
 type Config struct {
 	// Creates tunes the group commit of new orders.
 	Creates database.GroupCommitConfig
+	// ReconcileAfter is how long an order may stay NEW after a payment
+	// request before Reconcile requests it again (RECONCILE_AFTER, default
+	// 1m); the spacing then grows (order.RetryDelay).
+	ReconcileAfter time.Duration
+	// Telemetry receives the re-request spans and counts, and the count of
+	// refused results (default: the global providers).
+	Telemetry telemetry.Providers
+	// Logger logs each re-request and each refused result (default
+	// slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	c.ReconcileAfter = cmp.Or(c.ReconcileAfter, time.Minute)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	return c
 }
 
 // Orders are the orders service's use cases.
 type Orders struct {
 	d       Deps
+	cfg     Config
 	creates *database.GroupCommit[newOrder]
+	tracer  trace.Tracer
+	// rerequests counts payment requests sent again by Reconcile,
+	// mismatches the results refused for naming another user or amount.
+	rerequests metric.Int64Counter
+	mismatches metric.Int64Counter
 }
 
 // newOrder is an order to create, with the answer to record for its
@@ -88,16 +118,31 @@ type newOrder struct {
 
 // New returns the use cases on d.
 func New(d Deps, cfg Config) *Orders {
-	u := &Orders{d: d}
+	cfg = cfg.withDefaults()
+	u := &Orders{d: d, cfg: cfg, tracer: cfg.Telemetry.TracerProvider().Tracer(scope)}
 	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert)
+	meter := cfg.Telemetry.MeterProvider().Meter(scope)
+	// The API's errors are only for invalid names, which these are not.
+	u.rerequests, _ = meter.Int64Counter("orders.reconcile.requests",
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Payment requests sent again for orders still NEW after RECONCILE_AFTER (and the growing spacing)"))
+	u.mismatches, _ = meter.Int64Counter("orders.results.mismatched",
+		metric.WithUnit("{message}"),
+		metric.WithDescription("Payment results refused (dead-lettered) because their user or amount is not the order's"))
 	return u
 }
+
+const scope = "shop/services/orders/usecase"
 
 // Result is a payment result as the orders service applies it.
 type Result struct {
 	OrderID uuid.UUID
 	Status  order.Status
 	Reason  string
+	// UserID and Amount are the payer and the amount paid or declined, as
+	// payments recorded them; zero when the result does not say.
+	UserID int64
+	Amount money.Amount
 }
 
 // Create stores a new order and its payment request in one transaction:
@@ -161,6 +206,9 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[ne
 			continue
 		}
 		o := item.Value.order
+		// Its first payment request, sent with it: the reconciler's clock
+		// starts now.
+		o.RequestPayment(o.CreatedAt, u.cfg.ReconcileAfter)
 		payload, err := json.Marshal(contract.PaymentRequested{OrderID: o.ID, UserID: o.UserID, Amount: o.Amount})
 		if err != nil {
 			return err
@@ -173,11 +221,17 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[ne
 	if len(orders) == 0 {
 		return nil
 	}
-	if err := u.d.Orders.InsertAll(ctx, tx, orders); err != nil {
+	stored, err := u.d.Outbox.AddAll(ctx, tx, msgs)
+	if err != nil {
 		return err
 	}
-	_, err = u.d.Outbox.AddAll(ctx, tx, msgs)
-	return err
+	// Each order keeps its request's trace, for the requests sent again.
+	for i := range orders {
+		if i < len(stored) {
+			orders[i].PaymentTrace = stored[i].Traceparent
+		}
+	}
+	return u.d.Orders.InsertAll(ctx, tx, orders)
 }
 
 // recordKeys records the answers of the batch's orders that have an
@@ -249,8 +303,8 @@ func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (o
 // HandleResults is the stream handler of payment results: it settles the
 // whole batch within tx, the consumer's transaction with the inbox records,
 // with two statements. A message that can never apply (malformed, not a
-// result, or for an order that does not exist) fails the batch with a
-// permanent error; the consumer then applies the messages one by one and
+// result, for an order that does not exist, or naming another user or
+// amount than its order's) fails the batch with a permanent error; the consumer then applies the messages one by one and
 // dead-letters only that one.
 func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
 	results := make([]Result, len(batch))
@@ -263,10 +317,24 @@ func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.De
 		results[i], spans[i] = res, d.Span()
 	}
 	_, err := u.settleAll(ctx, tx, results, spans)
-	if errors.Is(err, order.ErrNotFound) || errors.Is(err, order.ErrInvalidResult) {
+	if errors.Is(err, order.ErrResultMismatch) && len(batch) == 1 {
+		// Counted when the consumer applies the message alone, the time it
+		// is dead-lettered, not for the batch that failed first.
+		u.mismatched(ctx, batch[0], err)
+	}
+	if errors.Is(err, order.ErrNotFound) || errors.Is(err, order.ErrInvalidResult) || errors.Is(err, order.ErrResultMismatch) {
 		return stream.Permanent(err)
 	}
 	return err
+}
+
+// mismatched records a result refused because its user or amount is not
+// its order's. The order stays NEW: reconciliation requests its payment
+// again, and payments answers with the result it recorded.
+func (u *Orders) mismatched(ctx context.Context, d stream.Delivery, err error) {
+	u.mismatches.Add(ctx, 1)
+	u.cfg.Logger.WarnContext(trace.ContextWithSpan(ctx, d.Span()), "payment result refused",
+		"message_id", d.Message.ID, "error", err)
 }
 
 // decodeResult reads the payment result msg carries.
@@ -278,7 +346,7 @@ func decodeResult(msg messaging.Message) (Result, error) {
 	if err := json.Unmarshal(msg.Payload, &body); err != nil {
 		return Result{}, fmt.Errorf("decode payload: %w", err)
 	}
-	return Result{OrderID: body.OrderID, Status: order.Status(body.Status), Reason: body.Reason}, nil
+	return Result{OrderID: body.OrderID, Status: order.Status(body.Status), Reason: body.Reason, UserID: body.UserID, Amount: body.Amount}, nil
 }
 
 // settleAll applies payment results, in order, within tx, with one
@@ -293,6 +361,9 @@ func (u *Orders) settleAll(ctx context.Context, tx bun.IDB, results []Result, sp
 	now := time.Now().UTC()
 	settled := make([]bool, len(results))
 	orders, err := u.d.Orders.UpdateAll(ctx, tx, ids, func(i int, o *order.Order) (bool, error) {
+		if err := o.CheckResult(results[i].UserID, results[i].Amount); err != nil {
+			return false, err
+		}
 		changed, err := o.ApplyPayment(results[i].Status, results[i].Reason, now)
 		settled[i] = changed
 		return changed, err

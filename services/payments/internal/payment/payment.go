@@ -56,13 +56,16 @@ type Result struct {
 	OrderID uuid.UUID
 	Status  Status
 	Reason  string
+	// UserID and Amount are the payer and the amount the decision was for.
+	UserID int64
+	Amount money.Amount
 }
 
 // Outcome is the result of one request of a batch.
 type Outcome struct {
 	Result
 	// Existing reports an outcome decided before, for an earlier request of
-	// the same order, whose result was sent then.
+	// the same order (with another message id), whose result was sent then.
 	Existing bool
 }
 
@@ -80,7 +83,7 @@ type Payer struct {
 // account opened for it) or too little money. p is left as the payment
 // leaves it, ready for the payer's next request.
 func Decide(p *Payer, req Request) Result {
-	res := Result{OrderID: req.OrderID, Status: Finished}
+	res := Result{OrderID: req.OrderID, Status: Finished, UserID: req.UserID, Amount: req.Amount}
 	switch {
 	case p.Balance >= req.Amount:
 		p.Balance -= req.Amount

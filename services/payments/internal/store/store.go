@@ -256,7 +256,7 @@ func recordedOutcomes(ctx context.Context, tx bun.IDB, reqs []payment.Request) (
 	}
 	decided := make(map[uuid.UUID]payment.Result, len(reqs))
 	for _, r := range rows {
-		decided[r.OrderID] = payment.Result{OrderID: r.OrderID, Status: payment.Status(r.Status), Reason: r.Reason}
+		decided[r.OrderID] = r.result()
 	}
 	return decided, nil
 }
@@ -328,5 +328,9 @@ func (s *Store) Outcome(ctx context.Context, orderID uuid.UUID) (payment.Result,
 	if err := s.db.NewSelect().Model(row).Where("order_id = ?", orderID).Scan(ctx); err != nil {
 		return payment.Result{}, fmt.Errorf("look up payment of order %s: %w", orderID, err)
 	}
-	return payment.Result{OrderID: row.OrderID, Status: payment.Status(row.Status), Reason: row.Reason}, nil
+	return row.result(), nil
+}
+
+func (r *paymentRow) result() payment.Result {
+	return payment.Result{OrderID: r.OrderID, Status: payment.Status(r.Status), Reason: r.Reason, UserID: r.UserID, Amount: money.Amount(r.Amount)}
 }

@@ -130,15 +130,16 @@ func TestHandleRequestsRecordsEachDecisionOnItsOwnSpan(t *testing.T) {
 }
 
 // A request for an order decided before is marked a duplicate, with the
-// recorded outcome and no new decision.
+// recorded outcome and no new decision: its result is resent.
 func TestHandleRequestsMarksADuplicate(t *testing.T) {
 	p := newPayments(&fakeLedger{existing: true}, &fakeOutbox{})
 	orderID := uuid.New()
 	spans := handleTraced(t, p, request(`{"order_id":"`+orderID.String()+`","user_id":3,"amount":"1.00"}`))
 	wantAttrs(t, "span", spans[0].Attributes(), map[attribute.Key]string{
 		shopattr.OrderID: orderID.String(), shopattr.PaymentStatus: "FINISHED", shopattr.PaymentDuplicate: "true",
+		shopattr.PaymentResent: "true",
 	})
-	if len(spans[0].Events()) != 0 {
-		t.Errorf("events %v, want none: nothing was decided", spans[0].Events())
+	if ev := spans[0].Events(); len(ev) != 1 || ev[0].Name != shopattr.PaymentResultResent {
+		t.Errorf("events %v, want only %q: nothing was decided", ev, shopattr.PaymentResultResent)
 	}
 }

@@ -89,16 +89,21 @@ type Config struct {
 type Payments struct {
 	d        Deps
 	outcomes metric.Int64Counter
+	resent   metric.Int64Counter
 	log      *slog.Logger
 }
 
 // New returns the use cases on d.
 func New(d Deps, cfg Config) *Payments {
 	// The API's error is only for an invalid name, which this is not.
-	outcomes, _ := cfg.Telemetry.MeterProvider().Meter("shop/services/payments/payment").Int64Counter("payments.outcomes",
+	meter := cfg.Telemetry.MeterProvider().Meter("shop/services/payments/payment")
+	outcomes, _ := meter.Int64Counter("payments.outcomes",
 		metric.WithUnit("{payment}"),
 		metric.WithDescription("Payments decided, by status (FINISHED or CANCELLED) and decline reason"))
-	return &Payments{d: d, outcomes: outcomes, log: cmp.Or(cfg.Logger, slog.Default())}
+	resent, _ := meter.Int64Counter("payments.results.resent",
+		metric.WithUnit("{message}"),
+		metric.WithDescription("Recorded results sent again, by status, for requests of orders decided before (reconciliation)"))
+	return &Payments{d: d, outcomes: outcomes, resent: resent, log: cmp.Or(cfg.Logger, slog.Default())}
 }
 
 // OpenAccount opens an account with a zero balance.
@@ -186,8 +191,10 @@ func (p *Payments) Pay(ctx context.Context, messageID uuid.UUID, req payment.Req
 // HandleRequests is the stream handler of payment requests: it pays for
 // the whole batch within tx, the consumer's transaction with the inbox
 // records, with a few statements; the consumer wakes the relay after the
-// commit. A message that can never be paid (malformed, or invalid) fails
-// the batch with a permanent error; the consumer then applies each message
+// commit. A request for an order decided before, under a new message id
+// (reconciliation's), is answered with the recorded result again, never a
+// second debit. A message that can never be paid (malformed, or invalid)
+// fails the batch with a permanent error; the consumer then applies each message
 // alone, and only that one is dead-lettered.
 func (p *Payments) HandleRequests(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
 	reqs := make([]traced, len(batch))
@@ -245,14 +252,22 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 		return nil, fmt.Errorf("pay for %d orders: %w", len(reqs), err)
 	}
 	results := make([]payment.Result, len(outcomes))
+	resend := make([]bool, len(outcomes))
+	sent := make(map[uuid.UUID]bool, len(outcomes)) // a result in this batch's outbox rows
 	var msgs []outbox.Pending
 	for i, o := range outcomes {
 		results[i] = o.Result
-		if o.Existing {
-			continue // the result was sent when the order was first paid
+		if sent[o.OrderID] {
+			continue // asked twice in one batch: one result answers both
 		}
+		sent[o.OrderID] = true
+		// An order decided before, asked for again under a new message id:
+		// its request or result was lost (reconciliation asks again), so the
+		// recorded result goes out again. Nothing is debited twice.
+		resend[i] = o.Existing
 		payload, err := json.Marshal(contract.PaymentCompleted{
 			OrderID: o.OrderID, Status: contract.PaymentStatus(o.Status), Reason: o.Reason,
+			UserID: o.UserID, Amount: o.Amount,
 		})
 		if err != nil {
 			return nil, err
@@ -269,11 +284,30 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 	// for a rate, and its span is marked failed.
 	for i, o := range outcomes {
 		annotate(reqs[i].work, reqs[i].req, o.Result, o.Existing)
-		if !o.Existing {
+		switch {
+		case resend[i]:
+			p.resend(ctx, reqs[i], o.Result)
+		case !o.Existing:
 			p.decided(ctx, reqs[i], o.Result, balances[o.OrderID])
 		}
 	}
 	return results, nil
+}
+
+// resend records, in the trace of its request, that the recorded result of
+// an order decided before was sent again: the span attribute and event, the
+// count, and a log line.
+func (p *Payments) resend(ctx context.Context, r traced, res payment.Result) {
+	event := []attribute.KeyValue{shopattr.PaymentStatus.String(string(res.Status))}
+	if res.Reason != "" {
+		event = append(event, shopattr.PaymentReason.String(res.Reason))
+	}
+	r.work.SetAttributes(shopattr.PaymentResent.Bool(true))
+	r.work.AddEvent(shopattr.PaymentResultResent, trace.WithAttributes(event...))
+	ctx = trace.ContextWithSpanContext(ctx, r.span)
+	p.resent.Add(ctx, 1, metric.WithAttributes(attribute.String("payment.status", string(res.Status))))
+	p.log.InfoContext(ctx, "payment result resent", shopattr.LogOrderID, res.OrderID, shopattr.LogUserID, res.UserID,
+		"amount", res.Amount, "status", res.Status, "reason", res.Reason)
 }
 
 // decided records a new decision in the trace of its request: the

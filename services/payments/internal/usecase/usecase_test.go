@@ -123,12 +123,30 @@ func TestHandleRequestsSendsEachResultInItsRequestsTrace(t *testing.T) {
 	}
 }
 
-func TestHandleRequestsSendsNothingForAKnownOrder(t *testing.T) {
+// A request for an order decided before (reconciliation's, under a new
+// message id) is answered with the recorded result again, and nothing is
+// decided anew.
+func TestHandleRequestsResendsTheResultOfAKnownOrder(t *testing.T) {
 	ob := &fakeOutbox{}
 	p := newPayments(&fakeLedger{existing: true}, ob)
-	err := handle(p, request(`{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"1.00"}`))
-	if err != nil || len(ob.msgs) != 0 {
-		t.Fatalf("HandleRequests = %v, outbox %+v; want no second result", err, ob.msgs)
+	orderID := uuid.New()
+	err := handle(p, request(`{"order_id":"`+orderID.String()+`","user_id":3,"amount":"1.00"}`))
+	if err != nil || len(ob.msgs) != 1 {
+		t.Fatalf("HandleRequests = %v, outbox %+v; want the recorded result once", err, ob.msgs)
+	}
+	var res contract.PaymentCompleted
+	if err := json.Unmarshal(ob.msgs[0].Payload, &res); err != nil || res.OrderID != orderID || res.Status != contract.PaymentFinished {
+		t.Fatalf("resent %s: %+v, %v", ob.msgs[0].Payload, res, err)
+	}
+}
+
+// Two requests of one order in one batch get one result.
+func TestHandleRequestsAnswersAnOrderOncePerBatch(t *testing.T) {
+	ob := &fakeOutbox{}
+	p := newPayments(&fakeLedger{existing: true}, ob)
+	body := `{"order_id":"` + uuid.NewString() + `","user_id":3,"amount":"1.00"}`
+	if err := handle(p, request(body), request(body)); err != nil || len(ob.msgs) != 1 {
+		t.Fatalf("HandleRequests = %v, %d results; want 1", err, len(ob.msgs))
 	}
 }
 
