@@ -165,27 +165,7 @@ func TestIdempotentCreateInFlight(t *testing.T) {
 	infra, _ := servicetest.Infra(t, dbtest.SQLite, store.Migrations)
 	h := app.New(infra, app.Config{}).Handler
 	// SQLite has one connection: holding it keeps a request from finishing.
-	tx, err := infra.DB.BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answers := make(chan servicetest.Response, 2)
-	for range 2 {
-		go func() {
-			answers <- servicetest.DoWith(t, h, "POST", "/orders", `{"amount":"1.00"}`, append(as(5), "Idempotency-Key", "k")...)
-		}()
-	}
-	// Whichever claimed the key first waits for the database; the other is
-	// answered at once.
-	if busy := <-answers; busy.Status != http.StatusConflict || !strings.Contains(string(busy.Body), "in progress") {
-		t.Fatalf("second request: %d %s", busy.Status, busy.Body)
-	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if done := <-answers; done.Status != http.StatusCreated || done.Header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("first request: %d %v %s", done.Status, done.Header, done.Body)
-	}
+	servicetest.InFlight(t, infra.DB, h, "POST", "/orders", `{"amount":"1.00"}`, http.StatusCreated, append(as(5), "Idempotency-Key", "k")...)
 	if orders, _ := countOrders(t, infra.DB); orders != 1 {
 		t.Fatalf("%d orders, want 1", orders)
 	}
