@@ -40,6 +40,7 @@ func NewAPI(mux *http.ServeMux, title, description string) huma.API {
 	cfg.Info.License = License
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "this service"}}
 	cfg.DocsPath = "" // Huma's page loads from a CDN; docsui serves ours.
+	cfg.OpenAPIPath = "" // serveSpec serves the description, without a race.
 	cfg.SchemasPath = ""
 	// No "$schema" field or describedBy link in responses: the schemas are in
 	// the OpenAPI document, and clients should not depend on more URLs.
@@ -47,6 +48,7 @@ func NewAPI(mux *http.ServeMux, title, description string) huma.API {
 	cfg.Transformers = nil
 	cfg.OpenAPI.OnAddOperation = append(cfg.OpenAPI.OnAddOperation, documentOperation, rememberAmounts)
 	api := humago.New(mux, cfg)
+	serveSpec(mux, api.OpenAPI())
 	api.UseMiddleware(rejectBadText(api))
 	Tag(api, HealthTag, "Whether the service is up and ready.")
 	docs := docsui.Handler(title, "/openapi.json")

@@ -1,0 +1,38 @@
+package web_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"shop/services/platform/web"
+)
+
+// The first requests for the description may come at once (the gateway
+// fetching it while a browser opens the docs): each gets the whole
+// description, and under -race nothing races.
+func TestSpecServedAtOnce(t *testing.T) {
+	mux := http.NewServeMux()
+	web.NewAPI(mux, "Test", "test API")
+	paths := []string{"/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml"}
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, path := range paths {
+			wg.Go(func() {
+				rec := serve(mux, "GET", path, "", nil)
+				if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/openapi+") {
+					t.Errorf("%s: %d %s", path, rec.Code, rec.Header().Get("Content-Type"))
+				}
+				if strings.HasSuffix(path, ".json") {
+					var doc struct{ OpenAPI string }
+					if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || doc.OpenAPI == "" {
+						t.Errorf("%s: not a description: %v %.80s", path, err, rec.Body)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
