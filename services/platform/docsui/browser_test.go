@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"shop/services/platform/docsui"
+	"shop/services/platform/docsui/browsertest"
 )
 
 // operation is what the docs page shows for one OpenAPI operation.
@@ -35,7 +35,7 @@ type operation struct {
 // that it renders the operations of a Huma spec with nothing loaded from
 // another host. Set DOCSUI_SCREENSHOT to a file name to keep a screenshot.
 func TestBrowserRendersSpec(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := browsertest.Chromium(t)
 
 	mux := http.NewServeMux()
 	registerWidgetsAPI(mux)
@@ -49,7 +49,7 @@ func TestBrowserRendersSpec(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	ctx = newBrowser(ctx, t, chromium)
+	ctx = browsertest.New(ctx, t, chromium)
 
 	var (
 		mu       sync.Mutex
@@ -194,57 +194,4 @@ func sortOperations(ops []operation) {
 	slices.SortFunc(ops, func(a, b operation) int {
 		return strings.Compare(a.Method+" "+a.Path, b.Method+" "+b.Path)
 	})
-}
-
-// findChromium returns the Chromium to drive: $CHROMIUM_PATH, else
-// /usr/bin/chromium, else chromium on the PATH. Without one the test skips,
-// except in CI, which installs Chromium and so must not pass by skipping.
-// A CHROMIUM_PATH that names no program is a mistake, not a reason to skip.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if env := os.Getenv("CHROMIUM_PATH"); env != "" {
-		path, err := exec.LookPath(env)
-		if err != nil {
-			t.Fatalf("CHROMIUM_PATH: %v", err)
-		}
-		return path
-	}
-	for _, candidate := range []string{"/usr/bin/chromium", "chromium"} {
-		if path, err := exec.LookPath(candidate); err == nil {
-			return path
-		}
-	}
-	const msg = "no Chromium found ($CHROMIUM_PATH, /usr/bin/chromium, chromium on PATH); install it with: apt-get install -y chromium"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// newBrowser starts a headless Chromium, with a fresh profile, that lives as
-// long as ctx and the test.
-func newBrowser(ctx context.Context, t *testing.T, chromium string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-		// Root, as in CI containers, cannot use Chromium's sandbox.
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		// Keep the browser from calling home, so that every request it makes
-		// is the page's.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-	})
-	return browserCtx
 }
