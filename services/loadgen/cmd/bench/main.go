@@ -155,7 +155,14 @@ type bench struct {
 	pprofAddr                 map[string]string
 	refTPS                    float64
 	flat                      *load.Report
+
+	statements bool        // pg_stat_statements is loaded (created in shop_bench_ref)
+	pgFlat     *pgPerOrder // PostgreSQL's work per settled order, flat out
+	hops       *hopBudget  // the per-hop budget at half load
 }
+
+// shopDatabases are the databases of the shop's services.
+var shopDatabases = []string{"shop_bench_orders", "shop_bench_payments"}
 
 func run(ctx context.Context, s settings) error {
 	root, err := repoRoot()
@@ -211,7 +218,30 @@ func (b *bench) databases(ctx context.Context) error {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return fmt.Errorf("flush %s: %w", b.s.redisURL, err)
 	}
-	return nil
+	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return err
+	}
+	defer ref.Close()
+	b.statements, err = enableStatements(ctx, ref)
+	return err
+}
+
+// pgSample samples PostgreSQL's counters of the shop's databases, through
+// shop_bench_ref so that the reading does not count, after waiting for the
+// backends to report theirs.
+func (b *bench) pgSample(ctx context.Context) (pgSample, error) {
+	select {
+	case <-ctx.Done():
+		return pgSample{}, ctx.Err()
+	case <-time.After(statsFlushWait):
+	}
+	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return pgSample{}, err
+	}
+	defer ref.Close()
+	return samplePG(ctx, ref, shopDatabases, b.statements)
 }
 
 // build builds the binaries.
@@ -318,6 +348,10 @@ func (b *bench) flatOut(ctx context.Context) error {
 	if _, _, err := b.loadgen(ctx, "-duration", "3s"); err != nil {
 		return err
 	}
+	pgBefore, err := b.pgSample(ctx)
+	if err != nil {
+		return err
+	}
 	step(fmt.Sprintf("flat out, %d workers, %s", b.s.workers, b.s.duration))
 	rss := startRSS(ctx, b.orders, b.payments, b.gateway)
 	if b.s.profileDir != "" {
@@ -337,6 +371,18 @@ func (b *bench) flatOut(ctx context.Context) error {
 		b.add("flat out: CPU per settled order, ms", "%s", perOrder)
 	}
 	b.add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
+	pgAfter, err := b.pgSample(ctx)
+	if err != nil {
+		return err
+	}
+	pg := pgWork(pgBefore, pgAfter, flat.OrdersSettled, 12)
+	b.pgFlat = &pg
+	b.add("flat out: PostgreSQL commits per settled order", "%.2f (%s; rollbacks %.2f)", pg.Commits, byDB(pg.CommitsBy, "shop_bench_"), pg.Rollbacks)
+	if pg.Statements != nil {
+		b.add("flat out: statements (round trips) per settled order", "%.2f (%s)", *pg.Statements, byDB(pg.StatementsBy, "shop_bench_"))
+	} else {
+		b.add("flat out: statements (round trips) per settled order", "%s", pgssNotLoaded)
+	}
 	return nil
 }
 
@@ -344,13 +390,52 @@ func (b *bench) flatOut(ctx context.Context) error {
 func (b *bench) halfLoad(ctx context.Context) error {
 	half := max(1, b.flat.SettledPerSec/2)
 	step(fmt.Sprintf("half load, %.0f orders/s", half))
+	ropts, err := redis.ParseURL(b.s.redisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	release, err := holdStreams(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	defer release()
+	since := time.Now().Add(-time.Second)
 	rep, _, err := b.loadgen(ctx, "-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*b.s.workers))
 	if err != nil {
 		return err
 	}
 	b.add("half load: rate orders/s", "%.0f (settled %.0f/s)", half, rep.SettledPerSec)
 	b.latency("half load:", rep)
+	bud, err := b.readHops(ctx, rdb, since, rep)
+	if err != nil {
+		return err
+	}
+	b.hops = &bud
+	b.add("half load: per hop p50/p95/p99 ms", "%d orders; stream times from entry ids %d + %d, else published_at", bud.Orders, bud.FromEntryID[0], bud.FromEntryID[1])
+	b.add("  create request (loadgen, gateway → orders → back)", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
+	for _, h := range bud.Hops {
+		b.add("  "+h.Name, "%.1f / %.1f / %.1f", h.P50, h.P95, h.P99)
+	}
+	b.add("  order written → settled (all hops)", "%.1f / %.1f / %.1f", rep.SettleP50Ms, rep.SettleP95Ms, rep.SettleP99Ms)
 	return nil
+}
+
+// readHops reads the per-hop budget of the orders a loadgen run placed.
+func (b *bench) readHops(ctx context.Context, rdb redis.UniversalClient, since time.Time, rep *load.Report) (hopBudget, error) {
+	orders, err := database.Open(ctx, b.dbURL["shop_bench_orders"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return hopBudget{}, err
+	}
+	defer orders.Close()
+	payments, err := database.Open(ctx, b.dbURL["shop_bench_payments"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return hopBudget{}, err
+	}
+	defer payments.Close()
+	_, bud, err := readHops(ctx, orders, payments, rdb, since, rep.UserBase+1, rep.UserBase+int64(rep.Users))
+	return bud, err
 }
 
 // scale runs flat out again with 1,000,000 orders and a 100,000-row outbox
@@ -413,6 +498,12 @@ func (b *bench) table() {
 	fmt.Printf("\nShop benchmark — %d cores, %d workers, %s per run, %s\n\n", numCPU(), b.s.workers, b.s.duration, time.Now().Format(time.DateTime))
 	for _, r := range b.results {
 		fmt.Printf("  %-58s %s\n", r.name, r.value)
+	}
+	if b.pgFlat != nil && len(b.pgFlat.Top) > 0 {
+		fmt.Println("\nStatements per settled order, flat out (pg_stat_statements, top by calls)")
+		for _, t := range b.pgFlat.Top {
+			fmt.Printf("  %6.2f  %-9s %s\n", t.PerOrder, strings.TrimPrefix(t.DB, "shop_bench_"), t.Query)
+		}
 	}
 	if len(b.micro) > 0 {
 		fmt.Println("\nMicro-benchmarks (PostgreSQL and Redis from BENCH_*; SQLite and miniredis too)")
