@@ -50,7 +50,7 @@ func enableStatements(ctx context.Context, db *bun.DB) (bool, error) {
 		return false, fmt.Errorf("create extension pg_stat_statements: %w", err)
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_statements WHERE false").Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM pg_stat_statements LIMIT 1) AS s").Scan(&n); err != nil {
 		if strings.Contains(err.Error(), "shared_preload_libraries") {
 			return false, nil
 		}
