@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -126,5 +129,37 @@ func TestOneLine(t *testing.T) {
 	}
 	if got := oneLine("SELECT ééé FROM t", 9); got != "SELECT é…" {
 		t.Errorf("oneLine = %q", got)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	statements := 7.25
+	b := &bench{
+		results: []result{{"shop: settled orders/s (flat out)", "861"}},
+		pgFlat:  &pgPerOrder{Commits: 1.5, CommitsBy: map[string]float64{"shop_bench_orders": 1, "shop_bench_payments": 0.5}, Statements: &statements},
+		hops:    &hopBudget{Orders: 3, Hops: []hopStat{{Name: hopNames[0], P50: 1, P95: 2, P99: 3}}},
+	}
+	path := filepath.Join(t.TempDir(), "bench.json")
+	if err := b.writeJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Results []struct{ Name, Value string }
+		PG      map[string]any `json:"postgres_per_settled_order_flat_out"`
+		Hops    struct {
+			Orders int
+			Hops   []map[string]any
+		} `json:"hops_half_load"`
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if len(got.Results) != 1 || got.Results[0].Value != "861" || got.PG["commits"] != 1.5 || got.PG["statements"] != 7.25 ||
+		got.Hops.Orders != 3 || got.Hops.Hops[0]["p99_ms"] != 3.0 {
+		t.Errorf("JSON report:\n%s", data)
 	}
 }

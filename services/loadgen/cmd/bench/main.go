@@ -12,7 +12,11 @@
 // (flushed; default redis://127.0.0.1:6379/14), BENCH_WORKERS (8),
 // BENCH_DURATION (20s per load run), BENCH_SCALE (1: run the 1M-orders
 // scenario), BENCH_MICRO (1: run the micro-benchmarks), BENCH_PROFILE (a
-// directory: save 10s CPU profiles of orders and payments under full load).
+// directory: save 10s CPU profiles of orders and payments under full load),
+// BENCH_JSON (a file: the report as JSON too).
+// Flat out, it counts PostgreSQL's commits and statements per settled
+// order (pgstats.go); at half load, it splits create → settled into hops
+// (hops.go).
 // The gateway authenticates with a fresh JWT_HS256_SECRET, which loadgen
 // gets as -jwt-secret; its rate limit is set far above the load, so that it
 // costs what it costs without capping the numbers.
@@ -64,6 +68,7 @@ type settings struct {
 	duration           time.Duration
 	scale, micro       bool
 	profileDir         string
+	jsonPath           string // BENCH_JSON: where the report goes as JSON too
 	jwtSecret          string // the gateway's JWT_HS256_SECRET, fresh per run
 }
 
@@ -84,6 +89,11 @@ Environment:
   BENCH_SCALE         0 skips the 1,000,000-orders run (default: run it)
   BENCH_MICRO         0 skips the micro-benchmarks (default: run them)
   BENCH_PROFILE       a directory: save 10s CPU profiles of orders and payments under full load (default: none)
+  BENCH_JSON          a file: write the report there as JSON too (default: none)
+
+Flat out, it also counts PostgreSQL's commits (pg_stat_database) and statements (pg_stat_statements,
+when shared_preload_libraries loads it) per settled order; at half load, it splits create → settled
+into hops from the timestamps the shop records (order row, stream entry ids, payment row, order update).
 `
 
 func main() {
@@ -112,6 +122,7 @@ func main() {
 		scale:      os.Getenv("BENCH_SCALE") != "0",
 		micro:      os.Getenv("BENCH_MICRO") != "0",
 		profileDir: os.Getenv("BENCH_PROFILE"),
+		jsonPath:   os.Getenv("BENCH_JSON"),
 	}
 	if v := os.Getenv("BENCH_WORKERS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -186,6 +197,9 @@ func run(ctx context.Context, s settings) error {
 		}
 	}
 	b.table()
+	if b.s.jsonPath != "" {
+		return b.writeJSON(b.s.jsonPath)
+	}
 	return nil
 }
 
@@ -412,6 +426,7 @@ func (b *bench) halfLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bud.Create = hopStat{Name: "create request", P50: rep.CreateP50Ms, P95: rep.CreateP95Ms, P99: rep.CreateP99Ms}
 	b.hops = &bud
 	b.add("half load: per hop p50/p95/p99 ms", "%d orders; stream times from entry ids %d + %d, else published_at", bud.Orders, bud.FromEntryID[0], bud.FromEntryID[1])
 	b.add("  create request (loadgen, gateway → orders → back)", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
