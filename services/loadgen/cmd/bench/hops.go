@@ -17,8 +17,9 @@ import (
 )
 
 // The latency budget per hop: where create → settled goes for each order,
-// from timestamps the shop already records. Each is written inside the
-// transaction of its step, shortly before its commit:
+// from timestamps the shop already records. Each is taken as a service
+// handles that step, before its transaction commits (the commit itself is
+// not recorded):
 //
 //	created    orders.created_at (the order's row)
 //	requested  the payments.requests entry of the order's first request:
