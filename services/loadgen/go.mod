@@ -86,7 +86,6 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
-	shop/services/contract v0.0.0 // indirect
 	shop/services/gateway v0.0.0 // indirect
 	shop/services/payments v0.0.0 // indirect
 )
@@ -95,6 +94,7 @@ replace shop/services/platform => ../platform
 
 require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
+	shop/services/contract v0.0.0
 	shop/services/devstack v0.0.0
 	shop/services/orders v0.0.0
 )

@@ -12,7 +12,11 @@
 // (flushed; default redis://127.0.0.1:6379/14), BENCH_WORKERS (8),
 // BENCH_DURATION (20s per load run), BENCH_SCALE (1: run the 1M-orders
 // scenario), BENCH_MICRO (1: run the micro-benchmarks), BENCH_PROFILE (a
-// directory: save 10s CPU profiles of orders and payments under full load).
+// directory: save 10s CPU profiles of orders and payments under full load),
+// BENCH_JSON (a file: the report as JSON too).
+// Flat out, it counts PostgreSQL's commits and statements per settled
+// order (pgstats.go); at half load, it splits create → settled into hops
+// (hops.go).
 // The gateway authenticates with a fresh JWT_HS256_SECRET, which loadgen
 // gets as -jwt-secret; its rate limit is set far above the load, so that it
 // costs what it costs without capping the numbers.
@@ -64,6 +68,7 @@ type settings struct {
 	duration           time.Duration
 	scale, micro       bool
 	profileDir         string
+	jsonPath           string // BENCH_JSON: where the report goes as JSON too
 	jwtSecret          string // the gateway's JWT_HS256_SECRET, fresh per run
 }
 
@@ -84,6 +89,11 @@ Environment:
   BENCH_SCALE         0 skips the 1,000,000-orders run (default: run it)
   BENCH_MICRO         0 skips the micro-benchmarks (default: run them)
   BENCH_PROFILE       a directory: save 10s CPU profiles of orders and payments under full load (default: none)
+  BENCH_JSON          a file: write the report there as JSON too (default: none)
+
+Flat out, it also counts PostgreSQL's commits (pg_stat_database) and statements (pg_stat_statements,
+when shared_preload_libraries loads it) per settled order; at half load, it splits create → settled
+into hops from the timestamps the shop records (order row, stream entry ids, payment row, order update).
 `
 
 func main() {
@@ -112,6 +122,7 @@ func main() {
 		scale:      os.Getenv("BENCH_SCALE") != "0",
 		micro:      os.Getenv("BENCH_MICRO") != "0",
 		profileDir: os.Getenv("BENCH_PROFILE"),
+		jsonPath:   os.Getenv("BENCH_JSON"),
 	}
 	if v := os.Getenv("BENCH_WORKERS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -155,7 +166,14 @@ type bench struct {
 	pprofAddr                 map[string]string
 	refTPS                    float64
 	flat                      *load.Report
+
+	statements bool        // pg_stat_statements is loaded (created in shop_bench_ref)
+	pgFlat     *pgPerOrder // PostgreSQL's work per settled order, flat out
+	hops       *hopBudget  // the per-hop budget at half load
 }
+
+// shopDatabases are the databases of the shop's services.
+var shopDatabases = []string{"shop_bench_orders", "shop_bench_payments"}
 
 func run(ctx context.Context, s settings) error {
 	root, err := repoRoot()
@@ -179,6 +197,9 @@ func run(ctx context.Context, s settings) error {
 		}
 	}
 	b.table()
+	if b.s.jsonPath != "" {
+		return b.writeJSON(b.s.jsonPath)
+	}
 	return nil
 }
 
@@ -211,7 +232,30 @@ func (b *bench) databases(ctx context.Context) error {
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return fmt.Errorf("flush %s: %w", b.s.redisURL, err)
 	}
-	return nil
+	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return err
+	}
+	defer ref.Close()
+	b.statements, err = enableStatements(ctx, ref)
+	return err
+}
+
+// pgSample samples PostgreSQL's counters of the shop's databases, through
+// shop_bench_ref so that the reading does not count, after waiting for the
+// backends to report theirs.
+func (b *bench) pgSample(ctx context.Context) (pgSample, error) {
+	select {
+	case <-ctx.Done():
+		return pgSample{}, ctx.Err()
+	case <-time.After(statsFlushWait):
+	}
+	ref, err := database.Open(ctx, b.dbURL["shop_bench_ref"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return pgSample{}, err
+	}
+	defer ref.Close()
+	return samplePG(ctx, ref, shopDatabases, b.statements)
 }
 
 // build builds the binaries.
@@ -318,6 +362,10 @@ func (b *bench) flatOut(ctx context.Context) error {
 	if _, _, err := b.loadgen(ctx, "-duration", "3s"); err != nil {
 		return err
 	}
+	pgBefore, err := b.pgSample(ctx)
+	if err != nil {
+		return err
+	}
 	step(fmt.Sprintf("flat out, %d workers, %s", b.s.workers, b.s.duration))
 	rss := startRSS(ctx, b.orders, b.payments, b.gateway)
 	if b.s.profileDir != "" {
@@ -337,6 +385,18 @@ func (b *bench) flatOut(ctx context.Context) error {
 		b.add("flat out: CPU per settled order, ms", "%s", perOrder)
 	}
 	b.add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
+	pgAfter, err := b.pgSample(ctx)
+	if err != nil {
+		return err
+	}
+	pg := pgWork(pgBefore, pgAfter, flat.OrdersSettled, 12)
+	b.pgFlat = &pg
+	b.add("flat out: PostgreSQL commits per settled order", "%.2f (%s; rollbacks %.2f)", pg.Commits, byDB(pg.CommitsBy, "shop_bench_"), pg.Rollbacks)
+	if pg.Statements != nil {
+		b.add("flat out: statements (round trips) per settled order", "%.2f (%s)", *pg.Statements, byDB(pg.StatementsBy, "shop_bench_"))
+	} else {
+		b.add("flat out: statements (round trips) per settled order", "%s", pgssNotLoaded)
+	}
 	return nil
 }
 
@@ -344,13 +404,53 @@ func (b *bench) flatOut(ctx context.Context) error {
 func (b *bench) halfLoad(ctx context.Context) error {
 	half := max(1, b.flat.SettledPerSec/2)
 	step(fmt.Sprintf("half load, %.0f orders/s", half))
+	ropts, err := redis.ParseURL(b.s.redisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	release, err := holdStreams(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	defer release()
+	since := time.Now().Add(-time.Second)
 	rep, _, err := b.loadgen(ctx, "-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*b.s.workers))
 	if err != nil {
 		return err
 	}
 	b.add("half load: rate orders/s", "%.0f (settled %.0f/s)", half, rep.SettledPerSec)
 	b.latency("half load:", rep)
+	bud, err := b.readHops(ctx, rdb, since, rep)
+	if err != nil {
+		return err
+	}
+	bud.Create = hopStat{Name: "create request", P50: rep.CreateP50Ms, P95: rep.CreateP95Ms, P99: rep.CreateP99Ms}
+	b.hops = &bud
+	b.add("half load: per hop p50/p95/p99 ms", "%d orders; stream times from entry ids %d + %d, else published_at", bud.Orders, bud.FromEntryID[0], bud.FromEntryID[1])
+	b.add("  create request (loadgen, gateway → orders → back)", "%.1f / %.1f / %.1f", rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms)
+	for _, h := range bud.Hops {
+		b.add("  "+h.Name, "%.1f / %.1f / %.1f", h.P50, h.P95, h.P99)
+	}
+	b.add("  order written → settled (all hops)", "%.1f / %.1f / %.1f", rep.SettleP50Ms, rep.SettleP95Ms, rep.SettleP99Ms)
 	return nil
+}
+
+// readHops reads the per-hop budget of the orders a loadgen run placed.
+func (b *bench) readHops(ctx context.Context, rdb redis.UniversalClient, since time.Time, rep *load.Report) (hopBudget, error) {
+	orders, err := database.Open(ctx, b.dbURL["shop_bench_orders"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return hopBudget{}, err
+	}
+	defer orders.Close()
+	payments, err := database.Open(ctx, b.dbURL["shop_bench_payments"], database.Options{MaxOpenConns: 1})
+	if err != nil {
+		return hopBudget{}, err
+	}
+	defer payments.Close()
+	_, bud, err := readHops(ctx, orders, payments, rdb, since, rep.UserBase+1, rep.UserBase+int64(rep.Users))
+	return bud, err
 }
 
 // scale runs flat out again with 1,000,000 orders and a 100,000-row outbox
@@ -413,6 +513,12 @@ func (b *bench) table() {
 	fmt.Printf("\nShop benchmark — %d cores, %d workers, %s per run, %s\n\n", numCPU(), b.s.workers, b.s.duration, time.Now().Format(time.DateTime))
 	for _, r := range b.results {
 		fmt.Printf("  %-58s %s\n", r.name, r.value)
+	}
+	if b.pgFlat != nil && len(b.pgFlat.Top) > 0 {
+		fmt.Println("\nStatements per settled order, flat out (pg_stat_statements, top by calls)")
+		for _, t := range b.pgFlat.Top {
+			fmt.Printf("  %6.2f  %-9s %s\n", t.PerOrder, strings.TrimPrefix(t.DB, "shop_bench_"), t.Query)
+		}
 	}
 	if len(b.micro) > 0 {
 		fmt.Println("\nMicro-benchmarks (PostgreSQL and Redis from BENCH_*; SQLite and miniredis too)")
