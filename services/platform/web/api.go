@@ -39,7 +39,7 @@ func NewAPI(mux *http.ServeMux, title, description string) huma.API {
 	cfg.Info.Contact = Contact
 	cfg.Info.License = License
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "this service"}}
-	cfg.DocsPath = "" // Huma's page loads from a CDN; docsui serves ours.
+	cfg.DocsPath = ""    // Huma's page loads from a CDN; docsui serves ours.
 	cfg.OpenAPIPath = "" // serveSpec serves the description, without a race.
 	cfg.SchemasPath = ""
 	// No "$schema" field or describedBy link in responses: the schemas are in
