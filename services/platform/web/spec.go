@@ -20,9 +20,12 @@ func serveSpec(mux *http.ServeMux, oapi *huma.OpenAPI) {
 		render            func() ([]byte, error)
 	}{
 		{"/openapi.json", "application/openapi+json", func() ([]byte, error) { return json.Marshal(oapi) }},
-		{"/openapi.yaml", "application/openapi+yaml", oapi.YAML},
-		{"/openapi-3.0.json", "application/openapi+json", oapi.Downgrade},
-		{"/openapi-3.0.yaml", "application/openapi+yaml", oapi.DowngradeYAML},
+		{"/openapi.yaml", "application/openapi+yaml", func() ([]byte, error) { return oapi.YAML() }},
+		// Closures, not method values: Downgrade has a value receiver, and
+		// its method value would copy the description before any operation
+		// is registered.
+		{"/openapi-3.0.json", "application/openapi+json", func() ([]byte, error) { return oapi.Downgrade() }},
+		{"/openapi-3.0.yaml", "application/openapi+yaml", func() ([]byte, error) { return oapi.DowngradeYAML() }},
 	} {
 		render := sync.OnceValues(s.render)
 		mux.HandleFunc("GET "+s.path, func(w http.ResponseWriter, r *http.Request) {
