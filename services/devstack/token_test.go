@@ -127,7 +127,7 @@ func TestBannerGivesTokensAndACurlLine(t *testing.T) {
 // TestPrintedCurlLineWorks starts devstack with a secret of its own making
 // and sends the request its banner prints, with the token it prints.
 func TestPrintedCurlLineWorks(t *testing.T) {
-	var out syncBuffer
+	var out servicetest.Buffer
 	cfg := settings{GatewayAddr: servicetest.FreeAddr(t), PaymentsAddr: servicetest.FreeAddr(t), OrdersAddr: servicetest.FreeAddr(t), out: &out}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

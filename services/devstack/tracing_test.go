@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +43,7 @@ func TestOneTracePerOrder(t *testing.T) {
 	prev := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(telemetry.Propagator())
 	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
-	logs := &syncBuffer{}
+	logs := &servicetest.Buffer{}
 	prevLog := slog.Default()
 	slog.SetDefault(slog.New(telemetry.LogHandler(slog.NewJSONHandler(logs, nil))))
 	t.Cleanup(func() { slog.SetDefault(prevLog) })
@@ -259,21 +258,4 @@ func post(t *testing.T, url, body, token string) []byte {
 		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, b.String())
 	}
 	return b.Bytes()
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"shop/services/gateway/internal/proxy"
 	"shop/services/gateway/internal/upstreamtest"
 	"shop/services/platform/authtoken"
+	"shop/services/platform/service/servicetest"
 	"shop/services/platform/web"
 )
 
@@ -242,7 +241,7 @@ func TestUserClaim(t *testing.T) {
 }
 
 func TestAuthOff(t *testing.T) {
-	var logs syncBuffer
+	var logs servicetest.Buffer
 	restore := slog.Default()
 	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	t.Cleanup(func() { slog.SetDefault(restore) })
@@ -365,24 +364,6 @@ func TestMergedSpecDeclaresBearerAuth(t *testing.T) {
 	if op := doc.Paths["/orders"]["post"]; len(op.Security) != 1 || op.Responses["429"].Headers["Retry-After"] == nil {
 		t.Errorf("3.0: POST /orders security %v, 429 %v", op.Security, op.Responses["429"])
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func eventually(t *testing.T, cond func() bool, msg string) {

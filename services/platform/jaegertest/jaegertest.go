@@ -4,7 +4,6 @@
 package jaegertest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,7 +73,7 @@ type Jaeger struct {
 	// OTLPGRPC and OTLPHTTP are the host:port of its OTLP receivers, Query
 	// that of its query service (API and UI).
 	OTLPGRPC, OTLPHTTP, Query string
-	log                       *logBuffer
+	log                       *servicetest.Buffer
 }
 
 // QueryURL is the base URL of its query service: /api/traces/… there.
@@ -91,7 +89,7 @@ func Start(t testing.TB) *Jaeger {
 	bin := Binary(t)
 	j := &Jaeger{
 		OTLPGRPC: servicetest.FreeAddr(t), OTLPHTTP: servicetest.FreeAddr(t), Query: servicetest.FreeAddr(t),
-		log: &logBuffer{},
+		log: &servicetest.Buffer{},
 	}
 	health := servicetest.FreeAddr(t)
 	config := strings.NewReplacer("{{health}}", health, "{{query}}", j.Query, "{{queryGRPC}}", servicetest.FreeAddr(t),
@@ -201,22 +199,4 @@ func cachePath(dir string) (string, error) {
 		cache = filepath.Join(home, ".cache")
 	}
 	return filepath.Join(cache, "shop", fmt.Sprintf("jaeger-%s-%s", m[1], hex.EncodeToString(h[:6]))), nil
-}
-
-// logBuffer collects a process's output while the test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

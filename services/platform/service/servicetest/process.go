@@ -1,7 +1,6 @@
 package servicetest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -77,7 +76,7 @@ type Process struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *syncBuffer
+	log  *Buffer
 }
 
 // Start runs bin with env plus HTTP_ADDR on a free port, and waits until
@@ -85,12 +84,12 @@ type Process struct {
 // logged if t failed.
 func Start(t testing.TB, name, bin string, env ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, URL: "http://" + FreeAddr(t), t: t, bin: bin, env: slices.Clone(env), log: &syncBuffer{}}
+	p := &Process{Name: name, URL: "http://" + FreeAddr(t), t: t, bin: bin, env: slices.Clone(env), log: &Buffer{}}
 	p.start()
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("%s output (last 8 KiB):\n%s", name, p.log.tail(8<<10))
+			t.Logf("%s output (last 8 KiB):\n%s", name, tail(p.log, 8<<10))
 		}
 	})
 	return p
@@ -123,7 +122,7 @@ func (p *Process) WaitReady(limit time.Duration) {
 		p.mu.Unlock()
 		select {
 		case <-done:
-			p.t.Fatalf("%s exited before it was ready\n%s", p.Name, p.log.tail(8<<10))
+			p.t.Fatalf("%s exited before it was ready\n%s", p.Name, tail(p.log, 8<<10))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -137,7 +136,7 @@ func (p *Process) WaitReady(limit time.Duration) {
 			}
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s not ready within %s\n%s", p.Name, limit, p.log.tail(8<<10))
+			p.t.Fatalf("%s not ready within %s\n%s", p.Name, limit, tail(p.log, 8<<10))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -175,23 +174,11 @@ func (p *Process) signal(sig syscall.Signal, grace time.Duration) {
 }
 
 // Output is what the process wrote so far.
-func (p *Process) Output() string { return p.log.tail(1 << 30) }
+func (p *Process) Output() string { return tail(p.log, 1<<30) }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
+// tail is the last n bytes of what the process wrote.
+func tail(b *Buffer, n int) string {
+	s := b.String()
 	if len(s) > n {
 		s = fmt.Sprintf("…%s", s[len(s)-n:])
 	}
