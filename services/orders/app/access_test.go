@@ -178,14 +178,7 @@ func TestIdempotentCreateConcurrent(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
 			replicas := []http.Handler{app.New(infra, app.Config{}).Handler, app.New(infra, app.Config{}).Handler}
-			answers := make([]servicetest.Response, 20)
-			var wg sync.WaitGroup
-			for i := range answers {
-				wg.Go(func() {
-					answers[i] = servicetest.DoWith(t, replicas[i%2], "POST", "/orders", `{"amount":"1.00"}`, append(as(5), "Idempotency-Key", "same")...)
-				})
-			}
-			wg.Wait()
+			answers := servicetest.Concurrently(t, 20, replicas, "POST", "/orders", `{"amount":"1.00"}`, append(as(5), "Idempotency-Key", "same")...)
 			var created []servicetest.Response
 			var ids = map[string]bool{}
 			for _, a := range answers {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -145,14 +144,7 @@ func TestIdempotentTopUpConcurrent(t *testing.T) {
 			infra, _ := servicetest.Infra(t, dialect, store.Migrations)
 			replicas := []http.Handler{app.New(infra).Handler, app.New(infra).Handler}
 			servicetest.DoWith(t, replicas[0], "POST", "/accounts", `{}`, as(5)...)
-			answers := make([]servicetest.Response, 20)
-			var wg sync.WaitGroup
-			for i := range answers {
-				wg.Go(func() {
-					answers[i] = servicetest.DoWith(t, replicas[i%2], "POST", "/accounts/top-up", `{"amount":"10.00"}`, append(as(5), "Idempotency-Key", "same")...)
-				})
-			}
-			wg.Wait()
+			answers := servicetest.Concurrently(t, 20, replicas, "POST", "/accounts/top-up", `{"amount":"10.00"}`, append(as(5), "Idempotency-Key", "same")...)
 			var firsts int
 			for _, a := range answers {
 				switch a.Status {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -57,4 +58,18 @@ func InFlight(t testing.TB, db *bun.DB, h http.Handler, method, path, body strin
 		t.Fatalf("first request: %d %v %s", done.Status, done.Header, done.Body)
 	}
 	return done
+}
+
+// Concurrently sends the same request n times at once, spread over the
+// handlers in turn (replicas of a service sharing its database), and
+// returns the answers in sending order.
+func Concurrently(t testing.TB, n int, handlers []http.Handler, method, path, body string, header ...string) []Response {
+	t.Helper()
+	answers := make([]Response, n)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Go(func() { answers[i] = DoWith(t, handlers[i%len(handlers)], method, path, body, header...) })
+	}
+	wg.Wait()
+	return answers
 }
