@@ -86,29 +86,58 @@ type Pending struct {
 // own trace; ctx carries the statement's deadline. A zero ID becomes a new
 // UUIDv7 and a zero OccurredAt becomes now (kept to the microsecond). It
 // returns the stored messages. Call Notify once tx has committed.
-func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) (_ []messaging.Message, err error) {
+func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) ([]messaging.Message, error) {
 	if len(pending) == 0 {
 		return nil, nil
 	}
-	now := time.Now()
-	msgs := make([]messaging.Message, len(pending))
-	rows := make([]Row, len(pending))
-	spans := make([]trace.Span, len(pending))
-	defer func() {
-		for _, span := range spans {
-			if span == nil {
-				break // prepare failed before this message's span started
-			}
-			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, "outbox insert failed")
-			}
-			span.End()
+	ins, err := o.Insert(ctx, tx, pending)
+	if err != nil {
+		return nil, err
+	}
+	_, err = ins.Query.Exec(ctx)
+	ins.Done(err)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d outbox messages: %w", len(pending), err)
+	}
+	return ins.Messages, nil
+}
+
+// Insert is AddAll's statement, not yet sent: for a writer that sends it as
+// part of a statement of its own, such as a data-modifying WITH clause on
+// PostgreSQL (query.With("outbox", ins.Query)), to save a round trip. The
+// writer calls Done with the outcome of its statement, which ends the
+// messages' "outbox insert" spans.
+type Insert struct {
+	// Query inserts the messages' rows.
+	Query *bun.InsertQuery
+	// Messages are the messages as they are stored, one per Pending.
+	Messages []messaging.Message
+	spans    []trace.Span
+}
+
+// Done ends the spans of the messages, marked failed if err is not nil.
+func (ins *Insert) Done(err error) {
+	for _, span := range ins.spans {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "outbox insert failed")
 		}
-	}()
+		span.End()
+	}
+	ins.spans = nil
+}
+
+// Insert prepares the statement that adds pending in tx (see AddAll), each
+// message under an "outbox insert" span of its own trace, which the
+// caller ends with Done; pending must not be empty.
+func (o *Outbox) Insert(ctx context.Context, tx bun.IDB, pending []Pending) (*Insert, error) {
+	now := time.Now()
+	ins := &Insert{Messages: make([]messaging.Message, len(pending)), spans: make([]trace.Span, 0, len(pending))}
+	rows := make([]Row, len(pending))
 	for i, p := range pending {
 		msg, err := prepare(p.Message, now)
 		if err != nil {
+			ins.Done(err)
 			return nil, err
 		}
 		pctx := ctx
@@ -125,23 +154,21 @@ func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) (_ [
 				semconv.MessagingMessageID(msg.ID.String()),
 				attribute.String("messaging.message.type", msg.Type),
 			))
-		spans[i] = span
+		ins.spans = append(ins.spans, span)
 		if msg.Traceparent == "" {
 			carrier := propagation.MapCarrier{}
 			otel.GetTextMapPropagator().Inject(mctx, carrier)
 			msg.Traceparent = carrier.Get("traceparent")
 			msg.Tracestate = carrier.Get("tracestate")
 		}
-		msgs[i] = msg
+		ins.Messages[i] = msg
 		rows[i] = Row{
 			ID: msg.ID, Stream: msg.Stream, Type: msg.Type, Payload: string(msg.Payload),
 			Traceparent: msg.Traceparent, Tracestate: msg.Tracestate, OccurredAt: msg.OccurredAt,
 		}
 	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("insert %d outbox messages: %w", len(rows), err)
-	}
-	return msgs, nil
+	ins.Query = tx.NewInsert().Model(&rows)
+	return ins, nil
 }
 
 // prepare gives msg an id and a time if it has none, the time at the
