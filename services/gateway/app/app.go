@@ -38,6 +38,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	if cfg.PprofAddr != "" {
+		web.ServePprof(cfg.PprofAddr)
+	}
 	orders, _ := upstreamURL(cfg.OrdersURL)
 	payments, _ := upstreamURL(cfg.PaymentsURL)
 	upstreams := map[string]*url.URL{proxy.Orders: orders, proxy.Payments: payments}

@@ -24,6 +24,7 @@ type Config struct {
 	MaxBodyBytes    int64         `env:"MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body; a larger one is answered 413"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long requests in flight may finish on shutdown"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	PprofAddr       string        `env:"PPROF_ADDR" help:"serve the Go profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty"`
 
 	Auth          string `env:"AUTH" envDefault:"jwt" help:"jwt: every public operation needs an Authorization: Bearer token (from OIDC_ISSUER_URL or signed with JWT_HS256_SECRET); off: no authentication at all, for development only (warned at start)"`
 	OIDCIssuerURL string `env:"OIDC_ISSUER_URL" help:"OpenID Connect issuer whose tokens are accepted (RS256, ES256, …; discovery and JWKS are read from it), e.g. https://dex.example.com"`

@@ -194,7 +194,7 @@ type RunConfig struct {
 // finish what they hold and return — all within cfg.Drain.
 func Run(ctx context.Context, cfg RunConfig, health *web.Health, h http.Handler, workers ...Worker) error {
 	if cfg.Pprof != "" {
-		go servePprof(cfg.Pprof)
+		web.ServePprof(cfg.Pprof)
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()

@@ -1,4 +1,4 @@
-package service
+package web
 
 import (
 	"log/slog"
@@ -6,10 +6,10 @@ import (
 	"net/http/pprof"
 )
 
-// servePprof serves the Go profiler (/debug/pprof/) on addr, for benchmarks
-// and debugging (Config.PprofAddr): keep it on loopback, never on a public
+// ServePprof serves the Go profiler (/debug/pprof/) on addr, for benchmarks
+// and debugging (PPROF_ADDR): keep it on loopback, never on a public
 // port.
-func servePprof(addr string) {
+func ServePprof(addr string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -164,6 +164,7 @@ type bench struct {
 	procs                     []*process // the shop's, stopped in reverse
 	payments, orders, gateway *process
 	pprofAddr                 map[string]string
+	otlp                      *otlpSink // where the services export their telemetry
 	refTPS                    float64
 	flat                      *load.Report
 
@@ -297,7 +298,12 @@ func (b *bench) reference(ctx context.Context) error {
 // startShop starts the shop: three processes.
 func (b *bench) startShop(ctx context.Context) error {
 	step("start the shop")
-	common := []string{"REDIS_URL=" + b.s.redisURL, "LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT=10s"}
+	sink, err := startOTLPSink()
+	if err != nil {
+		return err
+	}
+	b.otlp = sink
+	common := append([]string{"REDIS_URL=" + b.s.redisURL, "LOG_LEVEL=warn", "SHUTDOWN_TIMEOUT=10s"}, sink.env()...)
 	start := func(name string, env ...string) (*process, error) {
 		p, err := startProcess(ctx, name, filepath.Join(b.bin, name), append(slices.Clone(common), env...))
 		if p != nil {
@@ -306,10 +312,9 @@ func (b *bench) startShop(ctx context.Context) error {
 		return p, err
 	}
 	b.pprofAddr = map[string]string{}
-	for _, n := range []string{"orders", "payments"} {
+	for _, n := range []string{"orders", "payments", "gateway"} {
 		b.pprofAddr[n] = freeAddr()
 	}
-	var err error
 	if b.payments, err = start("payments", "DATABASE_URL="+b.dbURL["shop_bench_payments"], "CONSUMER_NAME=bench", "PPROF_ADDR="+b.pprofAddr["payments"]); err != nil {
 		return err
 	}
@@ -317,7 +322,7 @@ func (b *bench) startShop(ctx context.Context) error {
 		return err
 	}
 	b.gateway, err = start("gateway", "ORDERS_URL="+b.orders.url, "PAYMENTS_URL="+b.payments.url,
-		"AUTH=jwt", "JWT_HS256_SECRET="+b.s.jwtSecret, "RATE_LIMIT=1000000", "RATE_LIMIT_BURST=1000000")
+		"AUTH=jwt", "JWT_HS256_SECRET="+b.s.jwtSecret, "RATE_LIMIT=1000000", "RATE_LIMIT_BURST=1000000", "PPROF_ADDR="+b.pprofAddr["gateway"])
 	return err
 }
 
@@ -327,6 +332,9 @@ func (b *bench) stopShop() {
 		p.stop()
 	}
 	b.procs = nil
+	if b.otlp != nil {
+		b.otlp.stop()
+	}
 }
 
 // loadgen runs the load generator and returns its report and its own CPU
@@ -366,6 +374,7 @@ func (b *bench) flatOut(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	spansBefore := b.otlp.spans.Load()
 	step(fmt.Sprintf("flat out, %d workers, %s", b.s.workers, b.s.duration))
 	rss := startRSS(ctx, b.orders, b.payments, b.gateway)
 	if b.s.profileDir != "" {
@@ -389,6 +398,9 @@ func (b *bench) flatOut(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// pgSample waited long enough for the services' span batches (sent
+	// every 5 s) to arrive.
+	b.add("flat out: spans exported per settled order", "%.1f", float64(b.otlp.spans.Load()-spansBefore)/float64(max(1, flat.OrdersSettled)))
 	pg := pgWork(pgBefore, pgAfter, flat.OrdersSettled, 12)
 	b.pgFlat = &pg
 	b.add("flat out: PostgreSQL commits per settled order", "%.2f (%s; rollbacks %.2f)", pg.Commits, byDB(pg.CommitsBy, "shop_bench_"), pg.Rollbacks)
