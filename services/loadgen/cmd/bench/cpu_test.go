@@ -44,7 +44,7 @@ func TestCPUPerOrder(t *testing.T) {
 		30: {"redis", 10},
 	}, busy: 1900, idle: 1100}
 	got := cpuPerOrder(before, after, 500*time.Millisecond, 1000)
-	want := "postgres 3.00, orders 2.00, loadgen 0.50, redis 0.10 (machine busy 90%)"
+	want := "5.10 without the load generator: postgres 3.00, orders 2.00, loadgen 0.50, redis 0.10 (machine busy 90%)"
 	if got != want {
 		t.Errorf("cpuPerOrder = %q\nwant          %q", got, want)
 	}
