@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"shop/services/platform/database"
 )
 
 // ErrDuplicate is returned by Process when the message was processed before.
@@ -67,15 +69,7 @@ func RecordAll(ctx context.Context, tx bun.IDB, entries []Entry) (fresh []bool, 
 		return fresh, nil
 	}
 	now := time.Now().UTC()
-	rows := make([]Row, len(entries))
-	for i, e := range entries {
-		rows[i] = Row{MessageID: e.ID, Type: e.Type, ProcessedAt: now}
-	}
-	var inserted []uuid.UUID
-	_, err = tx.NewInsert().Model(&rows).
-		On("CONFLICT (message_id) DO NOTHING").
-		Returning("message_id").
-		Exec(ctx, &inserted)
+	inserted, err := insert(ctx, tx, entries, now)
 	if err != nil {
 		return nil, fmt.Errorf("record %d messages: %w", len(entries), err)
 	}
@@ -88,4 +82,46 @@ func RecordAll(ctx context.Context, tx bun.IDB, entries []Entry) (fresh []bool, 
 		delete(added, e.ID) // a repeat within entries is a duplicate
 	}
 	return fresh, nil
+}
+
+// recordStatement is RecordAll's insert on PostgreSQL, prepared: one text
+// whatever the number of messages.
+var recordStatement = database.NewStatement("INSERT", "inbox", `INSERT INTO inbox (message_id, type, processed_at)
+SELECT id, type, $3 FROM unnest($1::uuid[], $2::text[]) AS m (id, type)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING message_id`)
+
+// insert adds the entries processed at now, skipping the ids recorded
+// before, and returns the ids it added.
+func insert(ctx context.Context, tx bun.IDB, entries []Entry, now time.Time) ([]uuid.UUID, error) {
+	var inserted []uuid.UUID
+	if !database.IsPostgres(tx) {
+		rows := make([]Row, len(entries))
+		for i, e := range entries {
+			rows[i] = Row{MessageID: e.ID, Type: e.Type, ProcessedAt: now}
+		}
+		_, err := tx.NewInsert().Model(&rows).
+			On("CONFLICT (message_id) DO NOTHING").
+			Returning("message_id").
+			Exec(ctx, &inserted)
+		return inserted, err
+	}
+	ids := make([]uuid.UUID, len(entries))
+	types := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i], types[i] = e.ID, e.Type
+	}
+	rows, err := recordStatement.Query(ctx, tx, ids, types, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		inserted = append(inserted, id)
+	}
+	return inserted, rows.Err()
 }
