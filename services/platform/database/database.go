@@ -32,6 +32,10 @@ type Options struct {
 	// uses one connection: it has a single writer anyway, and an in-memory
 	// database exists once per connection.
 	MaxOpenConns int
+	// QueryTracer, if set, sees every statement pgx sends to PostgreSQL,
+	// Bun's and prepared ones, BEGIN and COMMIT included (tests count round
+	// trips with it).
+	QueryTracer pgx.QueryTracer
 }
 
 // Open connects to url, which is either "postgres://…" (or "postgresql://…")
@@ -51,6 +55,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*bun.DB, error) {
 		// default_query_exec_mode in the URL still wins.
 		if !strings.Contains(rawURL, "default_query_exec_mode") {
 			cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		}
+		if opts.QueryTracer != nil {
+			cfg.Tracer = opts.QueryTracer
 		}
 		sqldb := stdlib.OpenDB(*cfg)
 		n := opts.MaxOpenConns

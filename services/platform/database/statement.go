@@ -72,6 +72,18 @@ func (s Statement) Query(ctx context.Context, db bun.IDB, args ...any) (_ *sql.R
 	return r.QueryContext(ctx, s.query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
 }
 
+// Scan runs s on db with args and scans its rows into dest as Bun does
+// (a slice of models or of values; a model or values for one row).
+func (s Statement) Scan(ctx context.Context, db bun.IDB, dest any, args ...any) error {
+	rows, err := s.Query(ctx, db, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	// NewSelect's DB is the *bun.DB below a bun.Tx or bun.Conn too.
+	return db.NewSelect().DB().ScanRows(ctx, rows, dest)
+}
+
 // Exec runs s on db with args.
 func (s Statement) Exec(ctx context.Context, db bun.IDB, args ...any) (_ sql.Result, err error) {
 	r, err := runner(db)

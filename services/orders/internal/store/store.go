@@ -133,9 +133,8 @@ func (s *Store) ListByUser(ctx context.Context, userID int64, limit int) ([]orde
 // has a single writer), and one UPDATE of the orders fn changed, none if
 // it changed none.
 func (s *Store) UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error) {
-	var rows []orderRow
-	q := tx.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Order("id")
-	if err := database.LockRows(tx, q, "UPDATE").Scan(ctx); err != nil {
+	rows, err := lockAll(ctx, tx, ids)
+	if err != nil {
 		return nil, fmt.Errorf("get orders: %w", err)
 	}
 	byID := make(map[uuid.UUID]*order.Order, len(rows))
@@ -167,27 +166,64 @@ func (s *Store) UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn f
 	return orders, nil
 }
 
-// save writes the status of changed orders with one UPDATE.
+// lockStatement is lockAll on PostgreSQL, prepared.
+var lockStatement = database.NewStatement("SELECT", "orders",
+	"SELECT * FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE")
+
+// lockAll reads the orders with ids, locked in id order on PostgreSQL.
+func lockAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID) ([]orderRow, error) {
+	var rows []orderRow
+	if database.IsPostgres(tx) {
+		return rows, lockStatement.Scan(ctx, tx, &rows, ids)
+	}
+	return rows, tx.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)).Order("id").Scan(ctx)
+}
+
+// saveStatement is save on PostgreSQL, prepared: one text for any number
+// of orders.
+var saveStatement = database.NewStatement("UPDATE", "orders", `UPDATE orders AS o
+SET status = v.status, cancel_reason = v.cancel_reason, updated_at = v.updated_at
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS v (id, status, cancel_reason, updated_at)
+WHERE o.id = v.id AND o.status = $5`)
+
+// save writes the status of changed orders with one UPDATE. Only a NEW
+// order can change: the domain says so, and the WHERE clause makes sure
+// even if two writers raced past the read.
 func save(ctx context.Context, tx bun.IDB, changed []*order.Order) error {
 	if len(changed) == 0 {
 		return nil
+	}
+	if database.IsPostgres(tx) {
+		ids := make([]uuid.UUID, len(changed))
+		statuses := make([]string, len(changed))
+		reasons := make([]*string, len(changed))
+		updated := make([]time.Time, len(changed))
+		for i, o := range changed {
+			r := toRow(*o)
+			ids[i], statuses[i], reasons[i], updated[i] = r.ID, r.Status, r.CancelReason, r.UpdatedAt
+		}
+		res, err := saveStatement.Exec(ctx, tx, ids, statuses, reasons, updated, string(order.New))
+		return checkSaved(res, err, len(changed))
 	}
 	rows := make([]*orderRow, len(changed))
 	for i, o := range changed {
 		rows[i] = toRow(*o)
 	}
-	// Only a NEW order can change: the domain says so, and the WHERE clause
-	// makes sure even if two writers raced past the read.
 	res, err := tx.NewUpdate().Model(&rows).
 		Column("status", "cancel_reason", "updated_at").
 		Bulk().
 		Where("?TableAlias.status = ?", string(order.New)).
 		Exec(ctx)
+	return checkSaved(res, err, len(rows))
+}
+
+// checkSaved checks that an UPDATE of n orders changed all n.
+func checkSaved(res sql.Result, err error, n int) error {
 	if err != nil {
-		return fmt.Errorf("update %d orders: %w", len(rows), err)
+		return fmt.Errorf("update %d orders: %w", n, err)
 	}
-	if n, _ := res.RowsAffected(); n != int64(len(rows)) {
-		return fmt.Errorf("update %d orders: %d changed concurrently", len(rows), int64(len(rows))-n)
+	if changed, _ := res.RowsAffected(); changed != int64(n) {
+		return fmt.Errorf("update %d orders: %d changed concurrently", n, int64(n)-changed)
 	}
 	return nil
 }

@@ -136,18 +136,6 @@ func TestApplySettlesOnce(t *testing.T) {
 	})
 }
 
-// statements records the operation of each statement a database runs
-// outside BEGIN and COMMIT.
-type statements struct{ ops []string }
-
-func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
-
-func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
-	if op := e.Operation(); op != "BEGIN" && op != "COMMIT" {
-		s.ops = append(s.ops, op)
-	}
-}
-
 func TestApplyBatchWithTwoStatements(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
@@ -157,8 +145,7 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stmts := new(statements)
-		db.AddQueryHook(stmts)
+		stmts := dbtest.Count(t, db)
 		results := []result{
 			{OrderID: o[0].ID, Status: order.Finished},
 			{OrderID: o[1].ID, Status: order.Cancelled, Reason: "insufficient funds"},
@@ -174,8 +161,8 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"SELECT", "UPDATE"}; !slices.Equal(stmts.ops, want) {
-			t.Errorf("statements %v, want %v", stmts.ops, want)
+		if want := []string{"SELECT", "UPDATE"}; !slices.Equal(stmts.Ops(), want) {
+			t.Errorf("statements %v, want %v", stmts.Ops(), want)
 		}
 		want := []struct {
 			id     uuid.UUID
@@ -204,12 +191,12 @@ func TestApplyBatchWithTwoStatements(t *testing.T) {
 		}
 
 		// A batch of late results reads and writes nothing.
-		stmts.ops = nil
+		stmts.Reset()
 		if _, err := apply(ctx, s, db, results[2:4]); err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"SELECT"}; !slices.Equal(stmts.ops, want) {
-			t.Errorf("statements %v, want %v", stmts.ops, want)
+		if want := []string{"SELECT"}; !slices.Equal(stmts.Ops(), want) {
+			t.Errorf("statements %v, want %v", stmts.Ops(), want)
 		}
 	})
 }

@@ -50,11 +50,16 @@ func Open(t testing.TB, dialect string, migrations fs.FS) *bun.DB {
 	default:
 		t.Fatalf("unknown dialect %q", dialect)
 	}
-	db, err := database.Open(ctx, dsn, database.Options{})
+	counter := new(Statements)
+	db, err := database.Open(ctx, dsn, database.Options{QueryTracer: counter})
 	if err != nil {
 		t.Fatalf("open %s: %v", dialect, err)
 	}
-	t.Cleanup(func() { db.Close() })
+	if dialect == SQLite {
+		db.AddQueryHook(counter)
+	}
+	counters.Store(db, counter)
+	t.Cleanup(func() { counters.Delete(db); db.Close() })
 	if migrations != nil {
 		if _, err := database.Migrate(ctx, db, migrations); err != nil {
 			t.Fatalf("migrate %s: %v", dialect, err)

@@ -1,0 +1,87 @@
+package dbtest
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+)
+
+// Statements records the statements a database from Open sends, by
+// operation, leaving out BEGIN, COMMIT and ROLLBACK. On PostgreSQL it sees
+// what pgx sends, Bun's queries and prepared statements
+// (database.Statement) alike, each a round trip, named by its first word
+// (SELECT, INSERT, WITH, …); on SQLite it sees Bun's queries, named by
+// Bun's operation.
+type Statements struct {
+	mu  sync.Mutex
+	on  bool
+	ops []string
+}
+
+// counters holds the Statements of each database Open returned.
+var counters sync.Map // *bun.DB → *Statements
+
+// Count starts recording the statements db sends, from none, and returns
+// the record; db must come from Open or Each.
+func Count(t testing.TB, db *bun.DB) *Statements {
+	t.Helper()
+	v, ok := counters.Load(db)
+	if !ok {
+		t.Fatal("dbtest.Count: the database does not come from dbtest.Open")
+	}
+	s := v.(*Statements)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.on, s.ops = true, nil
+	return s
+}
+
+// Ops returns the operations recorded so far, in order.
+func (s *Statements) Ops() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ops)
+}
+
+// Reset forgets the operations recorded so far.
+func (s *Statements) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops = nil
+}
+
+func (s *Statements) record(op string) {
+	switch op = strings.ToUpper(op); op {
+	case "BEGIN", "COMMIT", "ROLLBACK":
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.on {
+		s.ops = append(s.ops, op)
+	}
+}
+
+// TraceQueryStart is pgx's hook (PostgreSQL).
+func (s *Statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
+	s.record(op)
+	return ctx
+}
+
+// TraceQueryEnd is pgx's hook (PostgreSQL).
+func (s *Statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// BeforeQuery is Bun's hook (SQLite).
+func (s *Statements) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	s.record(e.Operation())
+	return ctx
+}
+
+// AfterQuery is Bun's hook (SQLite).
+func (s *Statements) AfterQuery(context.Context, *bun.QueryEvent) {}
