@@ -94,7 +94,11 @@ func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) ([]m
 	if err != nil {
 		return nil, err
 	}
-	_, err = ins.Query.Exec(ctx)
+	if database.IsPostgres(tx) {
+		_, err = addStatement.Exec(ctx, tx, ins.Args()...)
+	} else {
+		_, err = ins.Query.Exec(ctx)
+	}
 	ins.Done(err)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d outbox messages: %w", len(pending), err)
@@ -112,6 +116,7 @@ type Insert struct {
 	Query *bun.InsertQuery
 	// Messages are the messages as they are stored, one per Pending.
 	Messages []messaging.Message
+	rows     []Row
 	spans    []trace.Span
 }
 
@@ -168,7 +173,35 @@ func (o *Outbox) Insert(ctx context.Context, tx bun.IDB, pending []Pending) (*In
 		}
 	}
 	ins.Query = tx.NewInsert().Model(&rows)
+	ins.rows = rows
 	return ins, nil
+}
+
+// addStatement is AddAll's insert on PostgreSQL, prepared.
+var addStatement = database.NewStatement("INSERT", "outbox", InsertSQL(1))
+
+// InsertSQL is the insert of Insert's messages for a prepared statement on
+// PostgreSQL (database.Statement): an INSERT from unnest whose seven arrays
+// are the statement's parameters first to first+6, which Args gives. Its
+// text depends on first alone, so a statement that holds it, as a WITH
+// clause or alone, keeps one text for any number of messages.
+func InsertSQL(first int) string {
+	p := func(i int, typ string) string { return fmt.Sprintf("$%d::%s[]", first+i, typ) }
+	return "INSERT INTO outbox (id, stream, type, payload, traceparent, tracestate, occurred_at) " +
+		"SELECT * FROM unnest(" + p(0, "uuid") + ", " + p(1, "text") + ", " + p(2, "text") + ", " +
+		p(3, "text") + ", " + p(4, "text") + ", " + p(5, "text") + ", " + p(6, "timestamptz") + ")"
+}
+
+// Args are the seven arrays InsertSQL inserts: the messages' ids, streams,
+// types, payloads, traceparents, tracestates and times.
+func (ins *Insert) Args() []any {
+	n := len(ins.rows)
+	ids, occurred := make([]uuid.UUID, n), make([]time.Time, n)
+	streams, types, payloads, parents, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range ins.rows {
+		ids[i], streams[i], types[i], payloads[i], parents[i], states[i], occurred[i] = r.ID, r.Stream, r.Type, r.Payload, r.Traceparent, r.Tracestate, r.OccurredAt
+	}
+	return []any{ids, streams, types, payloads, parents, states, occurred}
 }
 
 // prepare gives msg an id and a time if it has none, the time at the

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -14,21 +14,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
 	mt "shop/services/platform/messaging/messagingtest"
 	"shop/services/platform/outbox"
 )
-
-// insertCounter counts the INSERT statements a database runs.
-type insertCounter struct{ inserts atomic.Int64 }
-
-func (q *insertCounter) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
-	if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(e.Query)), "INSERT") {
-		q.inserts.Add(1)
-	}
-	return ctx
-}
-func (q *insertCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 // AddAll writes every message with one INSERT, each under an "outbox
 // insert" span that is a child of the span in its own context (or in the
@@ -57,8 +47,7 @@ func TestAddAllKeepsEachMessageInItsOwnTrace(t *testing.T) {
 			callCtx := trace.ContextWithSpan(ctx, parents[3])
 			pending[3].Trace = trace.SpanContext{}
 
-			hook := &insertCounter{}
-			d.DB.AddQueryHook(hook)
+			stmts := dbtest.Count(t, d.DB)
 			var msgs []messaging.Message
 			err := d.DB.RunInTx(callCtx, nil, func(ctx context.Context, tx bun.Tx) error {
 				var err error
@@ -68,8 +57,8 @@ func TestAddAllKeepsEachMessageInItsOwnTrace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := hook.inserts.Load(); n != 1 {
-				t.Fatalf("AddAll ran %d INSERT statements, want 1", n)
+			if ops := stmts.Ops(); !slices.Equal(ops, []string{"INSERT"}) {
+				t.Fatalf("AddAll ran %v, want one INSERT", ops)
 			}
 			if len(msgs) != len(pending) {
 				t.Fatalf("AddAll returned %d messages, want %d", len(msgs), len(pending))

@@ -50,21 +50,29 @@ func Open(t testing.TB, dialect string, migrations fs.FS) *bun.DB {
 	default:
 		t.Fatalf("unknown dialect %q", dialect)
 	}
-	counter := new(Statements)
-	db, err := database.Open(ctx, dsn, database.Options{QueryTracer: counter})
-	if err != nil {
-		t.Fatalf("open %s: %v", dialect, err)
-	}
-	if dialect == SQLite {
-		db.AddQueryHook(counter)
-	}
-	counters.Store(db, counter)
-	t.Cleanup(func() { counters.Delete(db); db.Close() })
+	db := OpenURL(t, dsn)
 	if migrations != nil {
 		if _, err := database.Migrate(ctx, db, migrations); err != nil {
 			t.Fatalf("migrate %s: %v", dialect, err)
 		}
 	}
+	return db
+}
+
+// OpenURL opens the database at dsn (as database.Open does), closed when t
+// ends, whose statements Count can record.
+func OpenURL(t testing.TB, dsn string) *bun.DB {
+	t.Helper()
+	counter := new(Statements)
+	db, err := database.Open(context.Background(), dsn, database.Options{QueryTracer: counter})
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	if !database.IsPostgres(db) {
+		db.AddQueryHook(counter)
+	}
+	counters.Store(db, counter)
+	t.Cleanup(func() { counters.Delete(db); db.Close() })
 	return db
 }
 

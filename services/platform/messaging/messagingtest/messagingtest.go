@@ -22,6 +22,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/platform/database"
+	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
 	"shop/services/platform/polltest"
 )
@@ -49,11 +50,7 @@ func Databases(t testing.TB, extra ...string) []Database {
 // the extra statements run.
 func SQLite(t testing.TB, extra ...string) *bun.DB {
 	t.Helper()
-	db, err := database.Open(context.Background(), "sqlite::memory:", database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.OpenURL(t, "sqlite::memory:")
 	migrate(t, db)
 	exec(t, db, extra...)
 	return db
@@ -102,11 +99,7 @@ func Postgres(t testing.TB, extra ...string) (*bun.DB, string) {
 	q := u.Query()
 	q.Set("search_path", schema) // a run-time parameter pgx sends at connect
 	u.RawQuery = q.Encode()
-	db, err := database.Open(ctx, u.String(), database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.OpenURL(t, u.String())
 	migrate(t, db)
 	exec(t, db, extra...)
 	return db, u.String()
