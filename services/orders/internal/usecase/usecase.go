@@ -39,7 +39,7 @@ import (
 
 // Store loads, locks and saves orders (store.Store).
 type Store interface {
-	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order) error
+	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, with ...*bun.InsertQuery) error
 	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
 	ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error)
 	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error)
@@ -47,10 +47,12 @@ type Store interface {
 	SavePaymentRequests(ctx context.Context, tx bun.IDB, orders []order.Order) error
 }
 
-// Outbox writes messages in the caller's transaction, and is told when they
-// are committed.
+// Outbox writes messages in the caller's transaction, or prepares their
+// insert for the statement that writes what they announce, and is told when
+// they are committed (outbox.Outbox).
 type Outbox interface {
 	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
+	Insert(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) (*outbox.Insert, error)
 	Notify(ctx context.Context)
 }
 
@@ -191,9 +193,10 @@ func (u *Orders) Create(ctx context.Context, o order.Order, key idempotency.Requ
 }
 
 // insert writes a batch of new orders and their payment requests, each
-// request in the trace of the call that created its order, with one
-// statement for each table. The idempotency keys of the batch go first: an
-// order whose key another request recorded is left out, and only it.
+// request in the trace of the call that created its order: on PostgreSQL
+// with one statement for both tables, on SQLite with one for each. The
+// idempotency keys of the batch go first: an order whose key another
+// request recorded is left out, and only it.
 func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) error {
 	keep, err := u.recordKeys(ctx, tx, batch)
 	if err != nil {
@@ -221,17 +224,17 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[ne
 	if len(orders) == 0 {
 		return nil
 	}
-	stored, err := u.d.Outbox.AddAll(ctx, tx, msgs)
+	requests, err := u.d.Outbox.Insert(ctx, tx, msgs)
 	if err != nil {
 		return err
 	}
 	// Each order keeps its request's trace, for the requests sent again.
 	for i := range orders {
-		if i < len(stored) {
-			orders[i].PaymentTrace = stored[i].Traceparent
-		}
+		orders[i].PaymentTrace = requests.Messages[i].Traceparent
 	}
-	return u.d.Orders.InsertAll(ctx, tx, orders)
+	err = u.d.Orders.InsertAll(ctx, tx, orders, requests.Query)
+	requests.Done(err)
+	return err
 }
 
 // recordKeys records the answers of the batch's orders that have an
