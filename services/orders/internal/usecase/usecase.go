@@ -122,7 +122,7 @@ type newOrder struct {
 func New(d Deps, cfg Config) *Orders {
 	cfg = cfg.withDefaults()
 	u := &Orders{d: d, cfg: cfg, tracer: cfg.Telemetry.TracerProvider().Tracer(scope)}
-	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert)
+	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert).WithoutTx(u.oneStatement)
 	meter := cfg.Telemetry.MeterProvider().Meter(scope)
 	// The API's errors are only for invalid names, which these are not.
 	u.rerequests, _ = meter.Int64Counter("orders.reconcile.requests",
@@ -147,15 +147,15 @@ type Result struct {
 	Amount money.Amount
 }
 
-// Create stores a new order and its payment request in one transaction:
-// both or neither. Orders created at the same time share the transaction
-// (a group commit), so under load one commit serves many of them.
+// Create stores a new order and its payment request atomically: both or
+// neither. Orders created at the same time are written together (a group
+// commit), so under load one commit serves many of them.
 //
 // A request with an idempotency key (key.Keyed()) records its answer, made
-// by answer from the order, in that transaction too. A request whose key
-// was answered before creates nothing and returns that answer (replay);
-// the same key for another request is idempotency.ErrMismatch, and one in
-// flight idempotency.ErrInFlight.
+// by answer from the order, in the transaction that writes the order. A
+// request whose key was answered before creates nothing and returns that
+// answer (replay); the same key for another request is
+// idempotency.ErrMismatch, and one in flight idempotency.ErrInFlight.
 func (u *Orders) Create(ctx context.Context, o order.Order, key idempotency.Request, answer func(order.Order) (idempotency.Response, error)) (replay *idempotency.Response, err error) {
 	item := newOrder{order: o}
 	if key.Keyed() {
@@ -196,8 +196,10 @@ func (u *Orders) Create(ctx context.Context, o order.Order, key idempotency.Requ
 // request in the trace of the call that created its order: on PostgreSQL
 // with one statement for both tables, on SQLite with one for each. The
 // idempotency keys of the batch go first: an order whose key another
-// request recorded is left out, and only it.
-func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) error {
+// request recorded is left out, and only it. tx is the batch's transaction,
+// or the database itself for a batch written with one statement
+// (oneStatement).
+func (u *Orders) insert(ctx context.Context, tx bun.IDB, batch []database.Item[newOrder]) error {
 	keep, err := u.recordKeys(ctx, tx, batch)
 	if err != nil {
 		return err
@@ -237,10 +239,25 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[ne
 	return err
 }
 
+// oneStatement reports whether insert writes batch with one statement,
+// atomic by itself and so needing no transaction: on PostgreSQL, when no
+// order of the batch has an idempotency key to record first.
+func (u *Orders) oneStatement(batch []database.Item[newOrder]) bool {
+	if !database.IsPostgres(u.d.DB) {
+		return false
+	}
+	for _, item := range batch {
+		if item.Value.answer != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // recordKeys records the answers of the batch's orders that have an
 // idempotency key, with one statement, and reports which orders to write:
 // all but those whose key was taken (each is marked taken).
-func (u *Orders) recordKeys(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) ([]bool, error) {
+func (u *Orders) recordKeys(ctx context.Context, tx bun.IDB, batch []database.Item[newOrder]) ([]bool, error) {
 	keep := make([]bool, len(batch))
 	var records []idempotency.Record
 	var owners []int

@@ -268,7 +268,8 @@ func (s *statements) ops() []string {
 }
 
 // On PostgreSQL an order and its payment request take one statement, a
-// data-modifying WITH clause; SQLite has none and takes two.
+// data-modifying WITH clause, atomic by itself and so sent outside any
+// transaction; SQLite has no such clauses and takes two, in a transaction.
 func TestCreateWithOneStatementOnPostgres(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
@@ -282,7 +283,7 @@ func TestCreateWithOneStatementOnPostgres(t *testing.T) {
 		}
 		want := []string{"BEGIN", "INSERT", "INSERT", "COMMIT"}
 		if database.IsPostgres(db) {
-			want = []string{"BEGIN", "WITH", "COMMIT"}
+			want = []string{"WITH"}
 		}
 		if got := stmts.ops(); !slices.Equal(got, want) {
 			t.Fatalf("statements %v, want %v:\n%s", got, want, strings.Join(stmts.queries, "\n"))
