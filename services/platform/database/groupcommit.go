@@ -47,8 +47,10 @@ func (c GroupCommitConfig) withDefaults() GroupCommitConfig {
 // value that cannot be written fails only its own caller.
 type GroupCommit[T any] struct {
 	db    bun.IDB
-	write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error
+	write func(ctx context.Context, tx bun.IDB, batch []Item[T]) error
 	opts  GroupCommitConfig
+	// atomic reports the batches write writes with one statement (WithoutTx).
+	atomic func(batch []Item[T]) bool
 
 	mu       sync.Mutex
 	queue    []*call[T]
@@ -66,9 +68,21 @@ type call[T any] struct {
 // was written; Do returns the caller's context's error instead.
 var errGone = errors.New("caller gone")
 
-// NewGroupCommit returns a GroupCommit that writes batches on db with write.
-func NewGroupCommit[T any](db bun.IDB, opts GroupCommitConfig, write func(ctx context.Context, tx bun.Tx, batch []Item[T]) error) *GroupCommit[T] {
+// NewGroupCommit returns a GroupCommit that writes batches on db with write,
+// which gets the batch's transaction as tx.
+func NewGroupCommit[T any](db bun.IDB, opts GroupCommitConfig, write func(ctx context.Context, tx bun.IDB, batch []Item[T]) error) *GroupCommit[T] {
 	return &GroupCommit[T]{db: db, write: write, opts: opts.withDefaults()}
+}
+
+// WithoutTx makes g write the batches for which atomic reports true outside
+// any transaction, write getting the database itself as tx: for a write
+// that takes a single statement for such a batch, atomic by itself, which
+// then costs no BEGIN and COMMIT round trips. A batch that fails is still
+// written again one value at a time, atomic deciding for each. Call it before
+// g is used; it returns g.
+func (g *GroupCommit[T]) WithoutTx(atomic func(batch []Item[T]) bool) *GroupCommit[T] {
+	g.atomic = atomic
+	return g
 }
 
 // Do writes v in a transaction shared with other callers' values and
@@ -139,9 +153,10 @@ func (g *GroupCommit[T]) commit(batch []*call[T]) {
 	}
 }
 
-// run writes batch in one transaction. Its statements run in the trace of
-// the first caller, which is the caller's own whenever it came alone, and
-// not under any caller's cancellation.
+// run writes batch in one transaction, or in one statement if it is atomic
+// (WithoutTx). Its statements run in the trace of the first caller, which
+// is the caller's own whenever it came alone, and not under any caller's
+// cancellation.
 func (g *GroupCommit[T]) run(batch []*call[T]) error {
 	ctx := trace.ContextWithSpanContext(context.Background(), batch[0].Trace)
 	ctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
@@ -149,6 +164,9 @@ func (g *GroupCommit[T]) run(batch []*call[T]) error {
 	items := make([]Item[T], len(batch))
 	for i, c := range batch {
 		items[i] = c.Item
+	}
+	if g.atomic != nil && g.atomic(items) {
+		return g.write(ctx, g.db, items)
 	}
 	return g.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		return g.write(ctx, tx, items)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func blocking() *recorder {
 	return &recorder{block: make(chan struct{}), started: make(chan struct{})}
 }
 
-func (r *recorder) write(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
+func (r *recorder) write(ctx context.Context, tx bun.IDB, batch []database.Item[thing]) error {
 	r.mu.Lock()
 	first, block := len(r.batches) == 0, r.block
 	r.mu.Unlock()
@@ -199,7 +200,7 @@ func TestGroupCommitWritesALoneCallerInItsTrace(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
 		var seen trace.SpanContext
 		var items []database.Item[thing]
-		g := database.NewGroupCommit(db, database.GroupCommitConfig{}, func(ctx context.Context, tx bun.Tx, batch []database.Item[thing]) error {
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{}, func(ctx context.Context, tx bun.IDB, batch []database.Item[thing]) error {
 			seen, items = trace.SpanContextFromContext(ctx), batch
 			return nil
 		})
@@ -211,6 +212,59 @@ func TestGroupCommitWritesALoneCallerInItsTrace(t *testing.T) {
 		}
 		if len(items) != 1 || !items[0].Trace.Equal(caller) {
 			t.Fatalf("items %+v, want the value with the caller's trace", items)
+		}
+	})
+}
+
+// begins counts the transactions a database begins.
+type begins struct{ n atomic.Int64 }
+
+func (b *begins) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	if e.Query == "BEGIN" {
+		b.n.Add(1)
+	}
+	return ctx
+}
+func (b *begins) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// A batch its write declares atomic is written outside any transaction,
+// and when its statement fails, written again one value at a time: the
+// value that cannot be written fails its own caller only.
+func TestGroupCommitWithoutTx(t *testing.T) {
+	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		if _, err := db.NewInsert().Model(&thing{ID: 4, Name: "there before"}).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hook := &begins{}
+		db.AddQueryHook(hook)
+		r := blocking()
+		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write).
+			WithoutTx(func([]database.Item[thing]) bool { return true })
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
+		<-r.started
+		for i := 1; i <= 5; i++ {
+			// Caller 3 inserts id 4, which exists: the batch's one statement fails.
+			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: "next"}) })
+		}
+		waitQueued(t, g, 5)
+		close(r.block)
+		wg.Wait()
+		for i, err := range errs {
+			if (err != nil) != (i == 3) {
+				t.Errorf("caller %d: %v", i, err)
+			}
+		}
+		if count(t, db) != 6 {
+			t.Fatalf("%d rows, want the 5 written and the one there before", count(t, db))
+		}
+		if !slices.Equal(r.batches, []int{1, 1, 1, 1, 1}) {
+			t.Errorf("batches %v, want the first and, after the batch failed, the 4 good values one by one", r.batches)
+		}
+		if n := hook.n.Load(); n != 0 {
+			t.Fatalf("%d transactions begun, want none", n)
 		}
 	})
 }

@@ -152,10 +152,16 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
+// publishLoop publishes batch after batch. It looks whether rows wait
+// before a batch only when it does not know: on the first pass, and after
+// a poll or a notification, which may well find nothing. After a full batch
+// or a Signal (a commit in this process just added rows) it claims at once,
+// saving a round trip per batch under load.
 func (r *Relay) publishLoop(ctx context.Context) {
 	backoff := messaging.Backoff{Max: r.opts.MaxBackoff}
+	look := true
 	for ctx.Err() == nil {
-		n, err := r.PublishBatch(ctx)
+		n, err := r.publish(ctx, look)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.ErrorContext(ctx, "publish outbox batch", "error", err)
@@ -164,23 +170,27 @@ func (r *Relay) publishLoop(ctx context.Context) {
 			continue
 		}
 		backoff.Reset()
+		look = false
 		if n < r.opts.Batch {
-			r.wait(ctx)
+			look = !r.wait(ctx)
 		}
 	}
 }
 
 // wait returns on the first wake-up: a Signal in this process, a
-// notification from PostgreSQL, the poll interval, or the end of ctx.
-func (r *Relay) wait(ctx context.Context) {
+// notification from PostgreSQL, the poll interval, or the end of ctx. It
+// reports whether it was a Signal.
+func (r *Relay) wait(ctx context.Context) (signalled bool) {
 	poll := time.NewTimer(r.opts.PollInterval)
 	defer poll.Stop()
 	select {
 	case <-ctx.Done():
 	case <-r.outbox.Wake():
+		return true
 	case <-r.notified:
 	case <-poll.C:
 	}
+	return false
 }
 
 // flush publishes what is left after ctx ended, so messages committed just
@@ -206,19 +216,29 @@ func (r *Relay) flush(ctx context.Context) {
 // once the XADDs succeeded and are left for another try if anything fails
 // before the commit. When no row waits it opens no transaction.
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
-	// A plain read first: an idle relay must not take SQLite's write lock or
-	// hold a PostgreSQL transaction open every poll. Being an index scan, it
-	// also marks the index entries of rows published before as dead, which
-	// keeps the claim's scan of the unpublished rows short between vacuums.
-	pending, err := r.outbox.db.NewSelect().Model((*Row)(nil)).
-		Where("published_at IS NULL").Limit(1).Exists(ctx)
-	if err != nil || !pending {
-		return 0, err
+	return r.publish(ctx, true)
+}
+
+// publish is PublishBatch, which looks whether rows wait before it claims
+// any only if look is set: a relay that knows rows wait saves the round
+// trip, and if it was wrong commits a transaction that claimed nothing.
+func (r *Relay) publish(ctx context.Context, look bool) (int, error) {
+	if look {
+		// A plain read first: an idle relay must not take SQLite's write
+		// lock or hold a PostgreSQL transaction open every poll. Being an
+		// index scan, it also marks the index entries of rows published
+		// before as dead, which keeps the claim's scan of the unpublished
+		// rows short between vacuums.
+		pending, err := r.outbox.db.NewSelect().Model((*Row)(nil)).
+			Where("published_at IS NULL").Limit(1).Exists(ctx)
+		if err != nil || !pending {
+			return 0, err
+		}
 	}
 	ctx, cancel := detach(ctx, batchTimeout)
 	defer cancel()
 	var rows []Row
-	err = r.outbox.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := r.outbox.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		rows, err = r.claim(ctx, tx)
 		if err != nil || len(rows) == 0 {

@@ -219,17 +219,46 @@ func TestIdleRelayOpensNoTransaction(t *testing.T) {
 	})
 }
 
-// queryCounter counts the queries and transactions a database runs.
-type queryCounter struct{ queries, begins atomic.Int64 }
+// queryCounter counts the queries and transactions a database runs, and
+// the relay's reads of whether rows wait.
+type queryCounter struct{ queries, begins, looks atomic.Int64 }
 
 func (q *queryCounter) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
 	q.queries.Add(1)
 	if e.Query == "BEGIN" {
 		q.begins.Add(1)
 	}
+	if strings.HasPrefix(e.Query, "SELECT EXISTS") {
+		q.looks.Add(1)
+	}
 	return ctx
 }
 func (q *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// A relay woken by a Signal knows that rows wait, and claims them without
+// reading first; at its first pass it reads, and idle it opens no
+// transaction. On SQLite, where no NOTIFY of another test's writer can wake
+// the relay in between.
+func TestSignalledRelayClaimsWithoutLooking(t *testing.T) {
+	db := mt.SQLite(t)
+	b := mt.Miniredis(t)
+	hook := &queryCounter{}
+	db.AddQueryHook(hook)
+	o := outbox.New(db, outbox.Config{})
+	s := b.Stream(t)
+	start(t, outbox.NewRelay(o, b.Client, outbox.RelayConfig{PollInterval: time.Hour}))
+	mt.Eventually(t, 5*time.Second, "the first pass", func() bool { return hook.looks.Load() == 1 })
+	if n := hook.begins.Load(); n != 0 {
+		t.Fatalf("an idle relay began %d transactions", n)
+	}
+	for i := range 3 {
+		add(t, context.Background(), o, s, 2)
+		mt.Eventually(t, 5*time.Second, "published after Signal", func() bool { return streamLen(b.Client, s) == int64(2*(i+1)) })
+	}
+	if n := hook.looks.Load() - 1; n != 0 {
+		t.Fatalf("the relay read %d times whether rows wait after a Signal, want none", n)
+	}
+}
 
 // Two relays on one outbox share the work and never publish a row twice.
 func TestRelaysOnOneOutboxPublishEachRowOnce(t *testing.T) {

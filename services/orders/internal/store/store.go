@@ -79,13 +79,16 @@ type Store struct {
 // New returns a Store on db, whose schema is migrated.
 func New(db *bun.DB) *Store { return &Store{db: db} }
 
-// InsertAll writes new orders within tx with one statement.
-func (s *Store) InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order) error {
+// InsertAll writes new orders within tx with one statement. The inserts in
+// with, such as the outbox rows that announce the orders, are written with
+// them, first: on PostgreSQL in that same statement, on SQLite each with a
+// statement of its own (database.InsertWith).
+func (s *Store) InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, with ...*bun.InsertQuery) error {
 	rows := make([]*orderRow, len(orders))
 	for i, o := range orders {
 		rows[i] = toRow(o)
 	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+	if err := database.InsertWith(ctx, tx, tx.NewInsert().Model(&rows), with...); err != nil {
 		return fmt.Errorf("insert %d orders: %w", len(rows), err)
 	}
 	return nil

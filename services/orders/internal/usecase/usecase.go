@@ -39,7 +39,7 @@ import (
 
 // Store loads, locks and saves orders (store.Store).
 type Store interface {
-	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order) error
+	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, with ...*bun.InsertQuery) error
 	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
 	ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error)
 	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error)
@@ -47,10 +47,12 @@ type Store interface {
 	SavePaymentRequests(ctx context.Context, tx bun.IDB, orders []order.Order) error
 }
 
-// Outbox writes messages in the caller's transaction, and is told when they
-// are committed.
+// Outbox writes messages in the caller's transaction, or prepares their
+// insert for the statement that writes what they announce, and is told when
+// they are committed (outbox.Outbox).
 type Outbox interface {
 	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
+	Insert(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) (*outbox.Insert, error)
 	Notify(ctx context.Context)
 }
 
@@ -120,7 +122,7 @@ type newOrder struct {
 func New(d Deps, cfg Config) *Orders {
 	cfg = cfg.withDefaults()
 	u := &Orders{d: d, cfg: cfg, tracer: cfg.Telemetry.TracerProvider().Tracer(scope)}
-	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert)
+	u.creates = database.NewGroupCommit(d.DB, cfg.Creates, u.insert).WithoutTx(u.oneStatement)
 	meter := cfg.Telemetry.MeterProvider().Meter(scope)
 	// The API's errors are only for invalid names, which these are not.
 	u.rerequests, _ = meter.Int64Counter("orders.reconcile.requests",
@@ -145,15 +147,15 @@ type Result struct {
 	Amount money.Amount
 }
 
-// Create stores a new order and its payment request in one transaction:
-// both or neither. Orders created at the same time share the transaction
-// (a group commit), so under load one commit serves many of them.
+// Create stores a new order and its payment request atomically: both or
+// neither. Orders created at the same time are written together (a group
+// commit), so under load one commit serves many of them.
 //
 // A request with an idempotency key (key.Keyed()) records its answer, made
-// by answer from the order, in that transaction too. A request whose key
-// was answered before creates nothing and returns that answer (replay);
-// the same key for another request is idempotency.ErrMismatch, and one in
-// flight idempotency.ErrInFlight.
+// by answer from the order, in the transaction that writes the order. A
+// request whose key was answered before creates nothing and returns that
+// answer (replay); the same key for another request is
+// idempotency.ErrMismatch, and one in flight idempotency.ErrInFlight.
 func (u *Orders) Create(ctx context.Context, o order.Order, key idempotency.Request, answer func(order.Order) (idempotency.Response, error)) (replay *idempotency.Response, err error) {
 	item := newOrder{order: o}
 	if key.Keyed() {
@@ -191,10 +193,13 @@ func (u *Orders) Create(ctx context.Context, o order.Order, key idempotency.Requ
 }
 
 // insert writes a batch of new orders and their payment requests, each
-// request in the trace of the call that created its order, with one
-// statement for each table. The idempotency keys of the batch go first: an
-// order whose key another request recorded is left out, and only it.
-func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) error {
+// request in the trace of the call that created its order: on PostgreSQL
+// with one statement for both tables, on SQLite with one for each. The
+// idempotency keys of the batch go first: an order whose key another
+// request recorded is left out, and only it. tx is the batch's transaction,
+// or the database itself for a batch written with one statement
+// (oneStatement).
+func (u *Orders) insert(ctx context.Context, tx bun.IDB, batch []database.Item[newOrder]) error {
 	keep, err := u.recordKeys(ctx, tx, batch)
 	if err != nil {
 		return err
@@ -221,23 +226,38 @@ func (u *Orders) insert(ctx context.Context, tx bun.Tx, batch []database.Item[ne
 	if len(orders) == 0 {
 		return nil
 	}
-	stored, err := u.d.Outbox.AddAll(ctx, tx, msgs)
+	requests, err := u.d.Outbox.Insert(ctx, tx, msgs)
 	if err != nil {
 		return err
 	}
 	// Each order keeps its request's trace, for the requests sent again.
 	for i := range orders {
-		if i < len(stored) {
-			orders[i].PaymentTrace = stored[i].Traceparent
+		orders[i].PaymentTrace = requests.Messages[i].Traceparent
+	}
+	err = u.d.Orders.InsertAll(ctx, tx, orders, requests.Query)
+	requests.Done(err)
+	return err
+}
+
+// oneStatement reports whether insert writes batch with one statement,
+// atomic by itself and so needing no transaction: on PostgreSQL, when no
+// order of the batch has an idempotency key to record first.
+func (u *Orders) oneStatement(batch []database.Item[newOrder]) bool {
+	if !database.IsPostgres(u.d.DB) {
+		return false
+	}
+	for _, item := range batch {
+		if item.Value.answer != nil {
+			return false
 		}
 	}
-	return u.d.Orders.InsertAll(ctx, tx, orders)
+	return true
 }
 
 // recordKeys records the answers of the batch's orders that have an
 // idempotency key, with one statement, and reports which orders to write:
 // all but those whose key was taken (each is marked taken).
-func (u *Orders) recordKeys(ctx context.Context, tx bun.Tx, batch []database.Item[newOrder]) ([]bool, error) {
+func (u *Orders) recordKeys(ctx context.Context, tx bun.IDB, batch []database.Item[newOrder]) ([]bool, error) {
 	keep := make([]bool, len(batch))
 	var records []idempotency.Record
 	var owners []int

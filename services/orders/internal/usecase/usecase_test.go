@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,20 +65,24 @@ func TestCreateWritesOrderAndPaymentRequestTogether(t *testing.T) {
 	})
 }
 
-// failingOutbox fails every write, as a broken outbox insert would.
-type failingOutbox struct{}
+// failingOutbox prepares inserts that fail when sent, as inserts into a
+// broken outbox table would.
+type failingOutbox struct{ *outbox.Outbox }
 
-func (failingOutbox) AddAll(context.Context, bun.IDB, []outbox.Pending) ([]messaging.Message, error) {
-	return nil, errors.New("outbox unavailable")
+func (f failingOutbox) Insert(ctx context.Context, tx bun.IDB, pending []outbox.Pending) (*outbox.Insert, error) {
+	ins, err := f.Outbox.Insert(ctx, tx, pending)
+	if err != nil {
+		return nil, err
+	}
+	ins.Query = ins.Query.ModelTableExpr("missing_outbox")
+	return ins, nil
 }
-
-func (failingOutbox) Notify(context.Context) {}
 
 func TestCreateIsAtomic(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		s := store.New(db)
-		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: failingOutbox{}}, usecase.Config{})
+		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: failingOutbox{outbox.New(db, outbox.Config{})}}, usecase.Config{})
 		o := newOrder(t, 1, 100)
 		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err == nil {
 			t.Fatal("Create succeeded although the outbox failed")
@@ -229,6 +235,64 @@ func TestCreateWithTakenKeyInBatch(t *testing.T) {
 		var orders int
 		if err := db.NewSelect().Table("orders").ColumnExpr("count(*)").Scan(ctx, &orders); err != nil || orders != 16 {
 			t.Fatalf("%d orders (%v), want 16", orders, err)
+		}
+	})
+}
+
+// statements records the statements a database runs, BEGIN and COMMIT
+// included, but not the NOTIFY for relays of other processes.
+type statements struct {
+	mu      sync.Mutex
+	queries []string
+}
+
+func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+
+func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	if strings.Contains(e.Query, "pg_notify") {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queries = append(s.queries, e.Query)
+}
+
+func (s *statements) ops() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops := make([]string, len(s.queries))
+	for i, q := range s.queries {
+		ops[i], _, _ = strings.Cut(q, " ")
+	}
+	return ops
+}
+
+// On PostgreSQL an order and its payment request take one statement, a
+// data-modifying WITH clause, atomic by itself and so sent outside any
+// transaction; SQLite has no such clauses and takes two, in a transaction.
+func TestCreateWithOneStatementOnPostgres(t *testing.T) {
+	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		s := store.New(db)
+		uc := usecase.New(usecase.Deps{DB: db, Orders: s, Outbox: outbox.New(db, outbox.Config{})}, usecase.Config{})
+		stmts := new(statements)
+		db.AddQueryHook(stmts)
+		o := newOrder(t, 7, 1230)
+		if _, err := uc.Create(ctx, o, idempotency.Request{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"BEGIN", "INSERT", "INSERT", "COMMIT"}
+		if database.IsPostgres(db) {
+			want = []string{"WITH"}
+		}
+		if got := stmts.ops(); !slices.Equal(got, want) {
+			t.Fatalf("statements %v, want %v:\n%s", got, want, strings.Join(stmts.queries, "\n"))
+		}
+		if _, err := s.Get(ctx, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.NewSelect().Model((*outbox.Row)(nil)).Count(ctx); err != nil || n != 1 {
+			t.Fatalf("%d outbox rows (%v), want 1", n, err)
 		}
 	})
 }
