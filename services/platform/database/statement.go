@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
@@ -37,6 +38,22 @@ func NewStatement(operation, table, query string) Statement {
 
 // SQL is the statement's text.
 func (s Statement) SQL() string { return s.query }
+
+// Unnest is "unnest($first::t1[], $first+1::t2[], …)": rows from arrays
+// that are a statement's parameters from first on, one array per column
+// type, as a prepared statement takes a varying number of rows.
+func Unnest(first int, types ...string) string {
+	var b strings.Builder
+	b.WriteString("unnest(")
+	for i, t := range types {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d::%s[]", first+i, t)
+	}
+	b.WriteString(")")
+	return b.String()
+}
 
 // sqlRunner is what a *bun.DB, a bun.Tx and a bun.Conn run SQL on.
 type sqlRunner interface {

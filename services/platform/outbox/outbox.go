@@ -186,10 +186,8 @@ var addStatement = database.NewStatement("INSERT", "outbox", InsertSQL(1))
 // text depends on first alone, so a statement that holds it, as a WITH
 // clause or alone, keeps one text for any number of messages.
 func InsertSQL(first int) string {
-	p := func(i int, typ string) string { return fmt.Sprintf("$%d::%s[]", first+i, typ) }
-	return "INSERT INTO outbox (id, stream, type, payload, traceparent, tracestate, occurred_at) " +
-		"SELECT * FROM unnest(" + p(0, "uuid") + ", " + p(1, "text") + ", " + p(2, "text") + ", " +
-		p(3, "text") + ", " + p(4, "text") + ", " + p(5, "text") + ", " + p(6, "timestamptz") + ")"
+	return "INSERT INTO outbox (id, stream, type, payload, traceparent, tracestate, occurred_at) SELECT * FROM " +
+		database.Unnest(first, "uuid", "text", "text", "text", "text", "text", "timestamptz")
 }
 
 // Args are the seven arrays InsertSQL inserts: the messages' ids, streams,

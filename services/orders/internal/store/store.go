@@ -18,6 +18,7 @@ import (
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
+	"shop/services/platform/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -79,19 +80,69 @@ type Store struct {
 // New returns a Store on db, whose schema is migrated.
 func New(db *bun.DB) *Store { return &Store{db: db} }
 
-// InsertAll writes new orders within tx with one statement. The inserts in
-// with, such as the outbox rows that announce the orders, are written with
-// them, first: on PostgreSQL in that same statement, on SQLite each with a
-// statement of its own (database.InsertWith).
-func (s *Store) InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, with ...*bun.InsertQuery) error {
-	rows := make([]*orderRow, len(orders))
-	for i, o := range orders {
-		rows[i] = toRow(o)
+// InsertAll writes new orders within tx, and the outbox rows that
+// announce them (announce, if not nil) with them: on PostgreSQL with one
+// prepared statement, atomic even outside a transaction; on SQLite with a
+// statement for each table, atomic within tx.
+func (s *Store) InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, announce *outbox.Insert) error {
+	var err error
+	if database.IsPostgres(tx) {
+		err = insertAll(ctx, tx, orders, announce)
+	} else {
+		if announce != nil {
+			if _, err := announce.Query.Exec(ctx); err != nil {
+				return fmt.Errorf("insert %d outbox rows: %w", len(announce.Messages), err)
+			}
+		}
+		rows := make([]*orderRow, len(orders))
+		for i, o := range orders {
+			rows[i] = toRow(o)
+		}
+		_, err = tx.NewInsert().Model(&rows).Exec(ctx)
 	}
-	if err := database.InsertWith(ctx, tx, tx.NewInsert().Model(&rows), with...); err != nil {
-		return fmt.Errorf("insert %d orders: %w", len(rows), err)
+	if err != nil {
+		return fmt.Errorf("insert %d orders: %w", len(orders), err)
 	}
 	return nil
+}
+
+// Creating orders on PostgreSQL, prepared: with the outbox rows that
+// announce them (whose arrays are the parameters $1 to $7) or alone.
+var (
+	insertAnnounced = database.NewStatement("INSERT", "orders",
+		"WITH announced AS ("+outbox.InsertSQL(1)+") "+insertOrders(8))
+	insertAlone = database.NewStatement("INSERT", "orders", insertOrders(1))
+)
+
+// insertOrders inserts orders from the twelve arrays insertAll passes,
+// the parameters from first on.
+func insertOrders(first int) string {
+	return "INSERT INTO orders (id, user_id, amount, description, status, cancel_reason, created_at, updated_at, " +
+		"payment_requests, payment_requested_at, payment_retry_at, payment_traceparent) SELECT * FROM " +
+		database.Unnest(first, "uuid", "bigint", "bigint", "text", "text", "text",
+			"timestamptz", "timestamptz", "int", "timestamptz", "timestamptz", "text")
+}
+
+func insertAll(ctx context.Context, tx bun.IDB, orders []order.Order, announce *outbox.Insert) error {
+	n := len(orders)
+	ids := make([]uuid.UUID, n)
+	users, amounts := make([]int64, n), make([]int64, n)
+	descriptions, statuses, parents := make([]string, n), make([]string, n), make([]string, n)
+	reasons := make([]*string, n)
+	created, updated, requestedAt, retryAt := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+	requests := make([]int, n)
+	for i, o := range orders {
+		r := toRow(o)
+		ids[i], users[i], amounts[i], descriptions[i], statuses[i], reasons[i] = r.ID, r.UserID, r.Amount, r.Description, r.Status, r.CancelReason
+		created[i], updated[i], requests[i], requestedAt[i], retryAt[i], parents[i] = r.CreatedAt, r.UpdatedAt, r.PaymentRequests, r.PaymentRequestedAt, r.PaymentRetryAt, r.PaymentTrace
+	}
+	args := []any{ids, users, amounts, descriptions, statuses, reasons, created, updated, requests, requestedAt, retryAt, parents}
+	if announce == nil {
+		_, err := insertAlone.Exec(ctx, tx, args...)
+		return err
+	}
+	_, err := insertAnnounced.Exec(ctx, tx, append(announce.Args(), args...)...)
+	return err
 }
 
 // Get returns the order with id.

@@ -65,7 +65,7 @@ func TestListByUserNewestFirst(t *testing.T) {
 // insert stores new orders.
 func insert(t *testing.T, db *bun.DB, s *store.Store, orders ...order.Order) {
 	t.Helper()
-	if err := s.InsertAll(context.Background(), db, orders); err != nil {
+	if err := s.InsertAll(context.Background(), db, orders, nil); err != nil {
 		t.Fatal(err)
 	}
 }

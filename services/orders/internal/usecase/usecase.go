@@ -39,7 +39,7 @@ import (
 
 // Store loads, locks and saves orders (store.Store).
 type Store interface {
-	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, with ...*bun.InsertQuery) error
+	InsertAll(ctx context.Context, tx bun.IDB, orders []order.Order, announce *outbox.Insert) error
 	Get(ctx context.Context, id uuid.UUID) (order.Order, error)
 	ListByUser(ctx context.Context, userID int64, limit int) ([]order.Order, error)
 	UpdateAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID, fn func(i int, o *order.Order) (bool, error)) ([]order.Order, error)
@@ -234,7 +234,7 @@ func (u *Orders) insert(ctx context.Context, tx bun.IDB, batch []database.Item[n
 	for i := range orders {
 		orders[i].PaymentTrace = requests.Messages[i].Traceparent
 	}
-	err = u.d.Orders.InsertAll(ctx, tx, orders, requests.Query)
+	err = u.d.Orders.InsertAll(ctx, tx, orders, requests)
 	requests.Done(err)
 	return err
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Statements records the statements a database from Open sends, by
-// operation, leaving out BEGIN, COMMIT and ROLLBACK. On PostgreSQL it sees
+// operation. On PostgreSQL it sees
 // what pgx sends, Bun's queries and prepared statements
 // (database.Statement) alike, each a round trip, named by its first word
 // (SELECT, INSERT, WITH, …); on SQLite it sees Bun's queries, named by
@@ -20,7 +20,7 @@ import (
 type Statements struct {
 	mu  sync.Mutex
 	on  bool
-	ops []string
+	all []string // BEGIN and COMMIT too
 }
 
 // counters holds the Statements of each database Open returned.
@@ -37,33 +37,38 @@ func Count(t testing.TB, db *bun.DB) *Statements {
 	s := v.(*Statements)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.on, s.ops = true, nil
+	s.on, s.all = true, nil
 	return s
 }
 
-// Ops returns the operations recorded so far, in order.
+// Ops returns the operations recorded so far, in order, without BEGIN,
+// COMMIT and ROLLBACK.
 func (s *Statements) Ops() []string {
+	return slices.DeleteFunc(s.All(), func(op string) bool {
+		return op == "BEGIN" || op == "COMMIT" || op == "ROLLBACK"
+	})
+}
+
+// All returns the operations recorded so far, in order, BEGIN, COMMIT and
+// ROLLBACK included.
+func (s *Statements) All() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.ops)
+	return slices.Clone(s.all)
 }
 
 // Reset forgets the operations recorded so far.
 func (s *Statements) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ops = nil
+	s.all = nil
 }
 
 func (s *Statements) record(op string) {
-	switch op = strings.ToUpper(op); op {
-	case "BEGIN", "COMMIT", "ROLLBACK":
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.on {
-		s.ops = append(s.ops, op)
+		s.all = append(s.all, strings.ToUpper(op))
 	}
 }
 
