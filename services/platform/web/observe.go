@@ -38,9 +38,12 @@ func Observe(h http.Handler, routes *http.ServeMux, tel telemetry.Providers) htt
 		if m.Code >= http.StatusInternalServerError {
 			level = slog.LevelWarn
 		}
-		slog.Log(ctx, level, "request", "method", r.Method, "route", rt, "path", r.URL.Path,
-			"status", m.Code, "duration_ms", float64(m.Duration)/float64(time.Millisecond), "bytes", m.Written,
-			"request_id", w.Header().Get(RequestIDHeader))
+		// Attrs rather than key-value pairs: every request logs this line,
+		// and boxing each value into an any would allocate.
+		slog.LogAttrs(ctx, level, "request", slog.String("method", r.Method), slog.String("route", rt),
+			slog.String("path", r.URL.Path), slog.Int("status", m.Code),
+			slog.Float64("duration_ms", float64(m.Duration)/float64(time.Millisecond)), slog.Int64("bytes", m.Written),
+			slog.String("request_id", w.Header().Get(RequestIDHeader)))
 	})
 	return otelhttp.NewHandler(skipHealth(logged, h), "http",
 		otelhttp.WithTracerProvider(tel.TracerProvider()),
