@@ -33,8 +33,15 @@ import (
 // without it), the proxied call over TCP to an orders service that answers
 // 201, and the request's log line. Spans are recorded by a real SDK and
 // exported in batches to nowhere, metrics aggregated by a real SDK.
-func BenchmarkPostOrder(b *testing.B) {
-	h := benchGateway(b)
+func BenchmarkPostOrder(b *testing.B) { benchmarkPostOrder(b, false) }
+
+// BenchmarkPostOrderH2C is BenchmarkPostOrder with HTTP/2 without TLS (h2c)
+// between the gateway and the service, instead of HTTP/1.1 connections
+// kept alive.
+func BenchmarkPostOrderH2C(b *testing.B) { benchmarkPostOrder(b, true) }
+
+func benchmarkPostOrder(b *testing.B, h2c bool) {
+	h := benchGateway(b, h2c)
 	token := authtest.Bearer(authtest.Token(b, 7))
 	const body = `{"items":[{"sku":"sku-1","quantity":2}],"idempotency_key":"c0ffee"}`
 
@@ -71,11 +78,15 @@ func processCPU(b *testing.B) time.Duration {
 
 // benchGateway is the gateway's handler as Run builds it, in front of a
 // fake orders service, with authentication and a rate limit no benchmark
-// reaches.
-func benchGateway(b *testing.B) http.Handler {
+// reaches. With h2c, gateway and service speak HTTP/2 without TLS.
+func benchGateway(b *testing.B, h2c bool) http.Handler {
 	b.Helper()
-	orders := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	orders := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if h2c != (r.ProtoMajor == 2) {
+			http.Error(w, "unexpected protocol "+r.Proto, http.StatusHTTPVersionNotSupported)
+			return
+		}
 		if r.Header.Get(web.UserHeader) != "7" {
 			http.Error(w, "no user", http.StatusBadRequest)
 			return
@@ -85,6 +96,11 @@ func benchGateway(b *testing.B) http.Handler {
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, `{"id":"01890a5d-ac96-774b-bcce-b302099a8057","status":"pending"}`)
 	}))
+	if h2c {
+		orders.Config.Protocols = new(http.Protocols)
+		orders.Config.Protocols.SetUnencryptedHTTP2(true)
+	}
+	orders.Start()
 	b.Cleanup(orders.Close)
 	target, err := url.Parse(orders.URL)
 	if err != nil {
@@ -113,6 +129,10 @@ func benchGateway(b *testing.B) http.Handler {
 	b.Cleanup(release)
 
 	transport := proxy.NewTransport(10 * time.Second)
+	if h2c {
+		transport.Protocols = new(http.Protocols)
+		transport.Protocols.SetUnencryptedHTTP2(true)
+	}
 	b.Cleanup(transport.CloseIdleConnections)
 	client := otelhttp.NewTransport(transport, otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp))
 	upstreams := map[string]*url.URL{proxy.Orders: target, proxy.Payments: target}
