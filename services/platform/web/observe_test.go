@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -63,5 +65,50 @@ func TestObserve(t *testing.T) {
 	if line["msg"] != "request" || line["route"] != "GET /things/{id}" || status < 200 || status > 299 ||
 		line["trace_id"] != spans[0].SpanContext().TraceID().String() || line["request_id"] == "" {
 		t.Errorf("request log line %s", lines[0])
+	}
+}
+
+// The log line tells the final status and the body's size however the
+// handler wrote them, and the handler can still flush and reach the
+// connection underneath.
+func TestObserveLogsStatusAndSize(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /things", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints) // informational: not the status
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, "abc")
+		_, _ = io.Copy(w, strings.NewReader("defg"))
+		f, ok := w.(http.Flusher)
+		if !ok {
+			t.Error("the handler's writer is no http.Flusher")
+			return
+		}
+		f.Flush()
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("the connection underneath is out of reach: %v", err)
+		}
+	})
+	srv := httptest.NewServer(web.Observe(mux, mux, telemetry.Providers{Tracer: sdktrace.NewTracerProvider()}))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/things", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || string(body) != "abcdefg" {
+		t.Fatalf("%d %q, want 201 abcdefg", resp.StatusCode, body)
+	}
+	var line struct {
+		Status int
+		Bytes  int64
+	}
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Status != http.StatusCreated || line.Bytes != 7 {
+		t.Errorf("log line %s, want status 201 and bytes 7", logs.String())
 	}
 }

@@ -3,6 +3,17 @@
 // or one signed with a shared secret (HS256), checked for signature, exp,
 // nbf, iss and aud. The caller is a positive decimal user id: an issuer's
 // token carries it in the claim Config.UserClaim names, an HS256 token in sub.
+//
+// A token that passed every check is remembered, by its whole raw text, with
+// its user, until the earlier of its exp and Config.VerifiedFor, so that a
+// caller's next requests with it cost a map look-up instead of a signature
+// check and a claims parse. That is safe because the key is the whole signed
+// token: header, claims and signature. Any token that differs from it by one
+// byte is another key and is checked in full; the same bytes passed every
+// check once and would pass them again until exp, unless the issuer's keys
+// or this configuration changed since, which VerifiedFor bounds. Refused
+// tokens are never remembered, so they stay refused and cannot crowd the
+// good ones out.
 package access
 
 import (
@@ -16,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -45,6 +57,13 @@ type Config struct {
 	// KeyRefresh is how long a fetched key set is used before a token
 	// signed with an unknown key makes it be fetched again (default 10s).
 	KeyRefresh time.Duration
+	// VerifiedFor bounds how long a token that passed every check is
+	// taken as checked without checking it again (never past its exp),
+	// so that a key the issuer withdrew stops working soon (default 1m).
+	VerifiedFor time.Duration
+	// VerifiedMax bounds how many such tokens are remembered, the least
+	// recently used going first (default 10000).
+	VerifiedMax int
 	// RetryMin and RetryMax space the discovery attempts while the issuer
 	// cannot be reached (defaults 500ms and 30s).
 	RetryMin, RetryMax time.Duration
@@ -70,6 +89,12 @@ func (c Config) withDefaults() Config {
 	client := *c.Client
 	client.Transport = &keyCache{next: next, ttl: c.KeyRefresh}
 	c.Client = &client
+	if c.VerifiedFor <= 0 {
+		c.VerifiedFor = time.Minute
+	}
+	if c.VerifiedMax <= 0 {
+		c.VerifiedMax = 10_000
+	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 500 * time.Millisecond
 	}
@@ -84,6 +109,9 @@ type Authenticator struct {
 	cfg       Config
 	userClaim []string // cfg.UserClaim's path
 	parser    *jwt.Parser
+	verified  *verifiedTokens
+
+	verifications atomic.Int64 // tokens checked in full, for the tests
 
 	mu       sync.RWMutex
 	verifier *oidc.IDTokenVerifier // nil until the issuer was discovered
@@ -103,9 +131,14 @@ func New(cfg Config) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
+	verified, err := newVerifiedTokens(cfg.VerifiedMax, cfg.VerifiedFor)
+	if err != nil {
+		return nil, err
+	}
 	return &Authenticator{
 		cfg:       cfg,
 		userClaim: userClaim,
+		verified:  verified,
 		// Only HS256, whatever the token's header says: "none" and every
 		// other algorithm are refused before the key is looked at.
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -196,54 +229,72 @@ func (a *Authenticator) Authenticate(r *http.Request) (int64, error) {
 
 // Token checks a raw JWT and returns its user.
 func (a *Authenticator) Token(ctx context.Context, raw string) (int64, error) {
+	if user, ok := a.verified.user(raw); ok {
+		return user, nil
+	}
+	user, exp, err := a.verify(ctx, raw)
+	if err != nil {
+		return 0, err
+	}
+	a.verified.add(raw, user, exp)
+	return user, nil
+}
+
+// verify checks a raw JWT in full and returns its user and its exp.
+func (a *Authenticator) verify(ctx context.Context, raw string) (int64, time.Time, error) {
+	a.verifications.Add(1)
 	// The header's alg only picks which check to run; each check accepts
 	// its own algorithms alone, so naming another gains nothing.
 	tok, _, err := jwt.NewParser().ParseUnverified(raw, jwt.MapClaims{})
 	if err != nil {
-		return 0, invalid("the token is malformed", err)
+		return 0, time.Time{}, invalid("the token is malformed", err)
 	}
 	alg, _ := tok.Header["alg"].(string)
 	if alg == jwt.SigningMethodHS256.Alg() && len(a.cfg.Secret) > 0 {
 		return a.hs256(raw)
 	}
 	if a.cfg.IssuerURL == "" {
-		return 0, invalid("the token's algorithm is not accepted", fmt.Errorf("alg %q without an issuer", alg))
+		return 0, time.Time{}, invalid("the token's algorithm is not accepted", fmt.Errorf("alg %q without an issuer", alg))
 	}
 	return a.oidc(ctx, raw)
 }
 
-func (a *Authenticator) hs256(raw string) (int64, error) {
+func (a *Authenticator) hs256(raw string) (int64, time.Time, error) {
 	var claims jwt.RegisteredClaims
 	_, err := a.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return a.cfg.Secret, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return 0, invalid("the token has expired", err)
+		return 0, time.Time{}, invalid("the token has expired", err)
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return 0, invalid("the token is not valid yet", err)
+		return 0, time.Time{}, invalid("the token is not valid yet", err)
 	case err != nil:
-		return 0, invalid("the token is not accepted", err)
+		return 0, time.Time{}, invalid("the token is not accepted", err)
 	}
-	return subject(claims.Subject)
+	user, err := subject(claims.Subject)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return user, claims.ExpiresAt.Time, nil // the parser requires exp
 }
 
-func (a *Authenticator) oidc(ctx context.Context, raw string) (int64, error) {
+func (a *Authenticator) oidc(ctx context.Context, raw string) (int64, time.Time, error) {
 	v := a.oidcVerifier()
 	if v == nil {
-		return 0, ErrUnavailable
+		return 0, time.Time{}, ErrUnavailable
 	}
 	tok, err := v.Verify(ctx, raw)
 	if _, ok := errors.AsType[*oidc.TokenExpiredError](err); ok {
-		return 0, invalid("the token has expired", err)
+		return 0, time.Time{}, invalid("the token has expired", err)
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "nbf") {
-			return 0, invalid("the token is not valid yet", err)
+			return 0, time.Time{}, invalid("the token is not valid yet", err)
 		}
-		return 0, invalid("the token is not accepted", err)
+		return 0, time.Time{}, invalid("the token is not accepted", err)
 	}
 	var claims json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
-		return 0, invalid("the token is not accepted", err)
+		return 0, time.Time{}, invalid("the token is not accepted", err)
 	}
 	id, err := claimUserID(claims, a.userClaim)
 	if err != nil {
@@ -251,9 +302,9 @@ func (a *Authenticator) oidc(ctx context.Context, raw string) (int64, error) {
 		if a.cfg.UserClaim == DefaultUserClaim {
 			reason = "the token's subject is not a user id"
 		}
-		return 0, invalid(reason, fmt.Errorf("claim %s: %w", a.cfg.UserClaim, err))
+		return 0, time.Time{}, invalid(reason, fmt.Errorf("claim %s: %w", a.cfg.UserClaim, err))
 	}
-	return id, nil
+	return id, tok.Expiry, nil
 }
 
 // DefaultUserClaim is the claim that holds the user id unless told otherwise.

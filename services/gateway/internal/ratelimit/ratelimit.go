@@ -54,6 +54,8 @@ type Limiter struct {
 	rdb         *redis.Client
 	limiter     *redis_rate.Limiter
 	unavailable metric.Int64Counter
+	limitValue  string // RateLimit-Limit, the same on every answer
+	policy      string // RateLimit-Policy, likewise
 
 	pausedUntil atomic.Int64 // unix nanoseconds
 
@@ -77,6 +79,8 @@ func New(rdb *redis.Client, cfg Config, tel telemetry.Providers) (*Limiter, erro
 		rdb:         rdb,
 		limiter:     redis_rate.NewLimiter(rdb),
 		unavailable: counter,
+		limitValue:  strconv.Itoa(cfg.Burst),
+		policy:      strconv.Itoa(cfg.Burst) + ";w=" + strconv.Itoa(max(1, seconds(time.Duration(float64(cfg.Burst)/float64(cfg.Rate)*float64(time.Second))))),
 	}, nil
 }
 
@@ -138,18 +142,32 @@ func (l *Limiter) Check(ctx context.Context) error {
 	return l.rdb.Ping(ctx).Err()
 }
 
+// The RateLimit-* header names as http.Header keys them. Setting them
+// through Header.Set would canonicalize each name again on every answer.
+var (
+	limitHeader     = http.CanonicalHeaderKey("RateLimit-Limit")
+	remainingHeader = http.CanonicalHeaderKey("RateLimit-Remaining")
+	resetHeader     = http.CanonicalHeaderKey("RateLimit-Reset")
+	policyHeader    = http.CanonicalHeaderKey("RateLimit-Policy")
+	retryHeader     = http.CanonicalHeaderKey("Retry-After")
+)
+
 // SetHeaders writes d's RateLimit-* headers (and Retry-After when it
 // refuses) on an answer. A decision made without Redis writes none.
 func (l *Limiter) SetHeaders(h http.Header, d Decision) {
 	if !d.Known {
 		return
 	}
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(seconds(d.ResetAfter)))
-	h.Set("RateLimit-Policy", strconv.Itoa(l.cfg.Burst)+";w="+strconv.Itoa(max(1, seconds(time.Duration(float64(l.cfg.Burst)/float64(l.cfg.Rate)*float64(time.Second))))))
+	// One backing array for the values, each header a one-element slice of
+	// it with no room to grow into its neighbour: every request answers
+	// these, and each would otherwise be an allocation of its own.
+	v := [...]string{l.limitValue, strconv.Itoa(d.Remaining), strconv.Itoa(seconds(d.ResetAfter)), l.policy}
+	h[limitHeader] = v[0:1:1]
+	h[remainingHeader] = v[1:2:2]
+	h[resetHeader] = v[2:3:3]
+	h[policyHeader] = v[3:4:4]
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.Itoa(max(1, seconds(d.RetryAfter))))
+		h[retryHeader] = []string{strconv.Itoa(max(1, seconds(d.RetryAfter)))}
 	}
 }
 

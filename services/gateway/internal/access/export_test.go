@@ -1,0 +1,5 @@
+package access
+
+// Verifications counts the tokens a checked in full, those it remembered
+// aside.
+func (a *Authenticator) Verifications() int64 { return a.verifications.Load() }
