@@ -229,8 +229,7 @@ func (r *Relay) publish(ctx context.Context, look bool) (int, error) {
 		// index scan, it also marks the index entries of rows published
 		// before as dead, which keeps the claim's scan of the unpublished
 		// rows short between vacuums.
-		pending, err := r.outbox.db.NewSelect().Model((*Row)(nil)).
-			Where("published_at IS NULL").Limit(1).Exists(ctx)
+		pending, err := r.pending(ctx)
 		if err != nil || !pending {
 			return 0, err
 		}
@@ -297,6 +296,21 @@ func (r *Relay) claim(ctx context.Context, tx bun.Tx) ([]Row, error) {
 	}
 	slices.SortFunc(rows, func(a, b Row) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return rows, nil
+}
+
+// pendingStatement is pending on PostgreSQL, prepared. Its LIMIT is a
+// parameter only because pgx sends a statement without any unprepared.
+var pendingStatement = database.NewStatement("SELECT", "outbox",
+	"SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1)")
+
+// pending reports whether unpublished rows wait.
+func (r *Relay) pending(ctx context.Context) (bool, error) {
+	if !database.IsPostgres(r.outbox.db) {
+		return r.outbox.db.NewSelect().Model((*Row)(nil)).Where("published_at IS NULL").Limit(1).Exists(ctx)
+	}
+	var pending bool
+	err := pendingStatement.Scan(ctx, r.outbox.db, &pending, 1)
+	return pending, err
 }
 
 // claimStatement is claim on PostgreSQL, prepared. The ids go in as an
