@@ -4,11 +4,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -163,84 +165,300 @@ func insertLedger(ctx context.Context, tx bun.IDB, userID int64, kind string, am
 	return nil
 }
 
-// PayAll pays for the orders of reqs in turn within tx, with a few
-// statements for the whole batch whatever its size: it reads the outcomes
-// recorded before, locks the payers' accounts (in user id order, so
-// concurrent batches never deadlock on them), opens the missing ones with a
-// zero balance, lets decide settle each new payment in order, and writes
-// the balances, the debits and the outcomes with one statement each. An
-// order paid or declined before (or earlier in reqs) keeps that outcome,
-// reported with Existing true, and decide does not see it. A concurrent
-// PayAll for the same order (a duplicate under another message id) fails on
-// the unique order id of the payments table and rolls back; its retry then
-// finds the outcome.
-func (s *Store) PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request, decide func(*payment.Payer, payment.Request) payment.Result) ([]payment.Outcome, error) {
-	outcomes := make([]payment.Outcome, len(reqs))
-	decided, err := recordedOutcomes(ctx, tx, reqs)
+// PayAll pays for the orders of reqs in turn within tx: it reads the
+// outcomes recorded before, locks the payers' accounts (in user id order,
+// so concurrent batches never deadlock on them), opens the missing ones
+// with a zero balance, lets decide settle each new payment in order, and
+// writes the balances, the debits, the outcomes and the rows announce makes
+// of the outcomes (the caller's outbox rows; a nil announce or query adds
+// none). announce returns its insert unsent, so that the rows go with the
+// payments' own writes. On PostgreSQL the batch takes two statements
+// whatever its size, one to read and lock and one to write (and, rarely, a
+// third to lock an account another transaction opened meanwhile); on
+// SQLite, a statement per table.
+//
+// An order paid or declined before (or earlier in reqs) keeps that
+// outcome, reported with Existing true, and decide does not see it. A
+// concurrent PayAll for the same order (a duplicate under another message
+// id) fails on the unique order id of the payments table and rolls back;
+// its retry then finds the outcome.
+func (s *Store) PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request,
+	decide func(*payment.Payer, payment.Request) payment.Result,
+	announce func([]payment.Outcome) (*bun.InsertQuery, error),
+) ([]payment.Outcome, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	t := now()
+	pg := database.IsPostgres(tx)
+	lock := lockPortable
+	if pg {
+		lock = lockPostgres
+	}
+	b, err := lock(ctx, tx, reqs, t)
 	if err != nil {
 		return nil, err
 	}
+	outcomes, w, err := b.pay(reqs, decide, t)
+	if err != nil {
+		return nil, err
+	}
+	if announce != nil {
+		if w.announce, err = announce(outcomes); err != nil {
+			return nil, err
+		}
+	}
+	save := w.savePortable
+	if pg {
+		save = w.savePostgres
+	}
+	if err := save(ctx, tx); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+// batch is what a batch of payments is decided on: the outcomes recorded
+// for its orders, and its payers' accounts, locked.
+type batch struct {
+	decided map[uuid.UUID]payment.Result
+	payers  map[int64]*payment.Payer
+	// locked are the balances as locked, to tell the ones that changed.
+	locked map[int64]money.Amount
+}
+
+func newBatch(decided map[uuid.UUID]payment.Result) *batch {
+	return &batch{decided: decided, payers: map[int64]*payment.Payer{}, locked: map[int64]money.Amount{}}
+}
+
+// add is the locked account of a payer, opened for the batch or not.
+func (b *batch) add(userID int64, balance money.Amount, opened bool) {
+	b.payers[userID] = &payment.Payer{Balance: balance, Opened: opened}
+	b.locked[userID] = balance
+}
+
+// users returns the users with an order of reqs to decide, each once.
+func (b *batch) users(reqs []payment.Request) []int64 {
 	var users []int64
+	seen := make(map[int64]bool, len(reqs))
 	for _, req := range reqs {
-		if _, ok := decided[req.OrderID]; !ok {
+		if _, ok := b.decided[req.OrderID]; !ok && !seen[req.UserID] {
+			seen[req.UserID] = true
 			users = append(users, req.UserID)
 		}
 	}
-	t := now()
-	accounts, opened, err := lockAccounts(ctx, tx, users, t)
-	if err != nil {
-		return nil, err
-	}
-	payers := make(map[int64]*payment.Payer, len(accounts))
-	for userID, acc := range accounts {
-		payers[userID] = &payment.Payer{Balance: money.Amount(acc.Balance), Opened: opened[userID]}
-	}
+	return users
+}
 
-	var debits []ledgerRow
-	var payments []paymentRow
+// writes are what deciding a batch leaves to write: the changed balances,
+// the debits, the new outcomes, and the rows announcing the outcomes.
+type writes struct {
+	balances []accountRow
+	debits   []ledgerRow
+	payments []paymentRow
+	announce *bun.InsertQuery
+}
+
+// pay decides the new payments of reqs in order, and returns the outcome
+// of each request and the writes they make.
+func (b *batch) pay(reqs []payment.Request, decide func(*payment.Payer, payment.Request) payment.Result, t time.Time) ([]payment.Outcome, *writes, error) {
+	outcomes := make([]payment.Outcome, len(reqs))
+	w := new(writes)
 	for i, req := range reqs {
-		if res, ok := decided[req.OrderID]; ok {
+		if res, ok := b.decided[req.OrderID]; ok {
 			outcomes[i] = payment.Outcome{Result: res, Existing: true}
 			continue
 		}
-		res := decide(payers[req.UserID], req)
+		res := decide(b.payers[req.UserID], req)
 		if res.Status == payment.Finished {
 			id, err := uuid.NewV7()
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			orderID := req.OrderID
-			debits = append(debits, ledgerRow{ID: id, UserID: req.UserID, Kind: "debit", Amount: int64(req.Amount), OrderID: &orderID, CreatedAt: t})
+			w.debits = append(w.debits, ledgerRow{ID: id, UserID: req.UserID, Kind: "debit", Amount: int64(req.Amount), OrderID: &orderID, CreatedAt: t})
 		}
-		decided[req.OrderID] = res
+		b.decided[req.OrderID] = res
 		outcomes[i] = payment.Outcome{Result: res}
-		payments = append(payments, paymentRow{
+		w.payments = append(w.payments, paymentRow{
 			OrderID: req.OrderID, UserID: req.UserID, Amount: int64(req.Amount),
 			Status: string(res.Status), Reason: res.Reason, CreatedAt: t,
 		})
 	}
+	for userID, p := range b.payers {
+		if p.Balance != b.locked[userID] {
+			w.balances = append(w.balances, accountRow{UserID: userID, Balance: int64(p.Balance), UpdatedAt: t})
+		}
+	}
+	slices.SortFunc(w.balances, func(a, b accountRow) int { return cmp.Compare(a.UserID, b.UserID) })
+	return outcomes, w, nil
+}
 
-	if len(debits) > 0 {
-		var rows []accountRow
-		for userID, p := range payers {
-			if acc := accounts[userID]; int64(p.Balance) != acc.Balance {
-				acc.Balance, acc.UpdatedAt = int64(p.Balance), t
-				rows = append(rows, *acc)
-			}
-		}
-		if _, err := tx.NewUpdate().Model(&rows).Column("balance", "updated_at").Bulk().Exec(ctx); err != nil {
-			return nil, fmt.Errorf("debit %d accounts: %w", len(rows), err)
-		}
-		if _, err := tx.NewInsert().Model(&debits).Exec(ctx); err != nil {
-			return nil, fmt.Errorf("record %d debits: %w", len(debits), err)
+// lockBatchSQL reads in one statement what a batch is decided on: the
+// outcomes recorded for its orders (payment rows), and the accounts of the
+// users with an order to decide, locked in user id order (account rows),
+// opening the missing ones with a zero balance (opened rows). Rows a
+// statement inserts are invisible to its own reads, so the opened accounts
+// come from the insert's RETURNING, locked by being inserted. The insert
+// opens the users the lock did not find, so it runs after the lock, and
+// the locks are taken as on the portable path: the existing accounts by
+// user id, then the new ones by user id. An account another transaction
+// opened after the statement began is in neither: the insert skips it, the
+// lock did not see it.
+const lockBatchSQL = `
+WITH batch (order_id, user_id) AS (
+	SELECT * FROM unnest(ARRAY[?]::uuid[], ARRAY[?]::bigint[])
+), recorded AS (
+	SELECT order_id, user_id, amount, status, reason FROM payments
+	WHERE order_id IN (SELECT order_id FROM batch)
+), payers AS (
+	SELECT DISTINCT user_id FROM batch WHERE order_id NOT IN (SELECT order_id FROM recorded)
+), locked AS (
+	SELECT user_id, balance FROM accounts WHERE user_id IN (SELECT user_id FROM payers)
+	ORDER BY user_id FOR UPDATE
+), opened AS (
+	INSERT INTO accounts (user_id, balance, created_at, updated_at)
+	SELECT user_id, 0, ?::timestamptz, ?::timestamptz FROM payers
+	WHERE user_id NOT IN (SELECT user_id FROM locked)
+	ORDER BY user_id
+	ON CONFLICT (user_id) DO NOTHING
+	RETURNING user_id, balance
+)
+SELECT 'payment' AS kind, order_id, user_id, amount, status, reason FROM recorded
+UNION ALL
+SELECT 'account', NULL, user_id, balance, '', '' FROM locked
+UNION ALL
+SELECT 'opened', NULL, user_id, balance, '', '' FROM opened`
+
+// lockedRow is a row of lockBatchSQL; an account's balance is in Amount.
+type lockedRow struct {
+	Kind    string    `bun:"kind"`
+	OrderID uuid.UUID `bun:"order_id,type:uuid"`
+	UserID  int64     `bun:"user_id"`
+	Amount  int64     `bun:"amount"`
+	Status  string    `bun:"status"`
+	Reason  string    `bun:"reason"`
+}
+
+// lockPostgres reads and locks what reqs are decided on, with lockBatchSQL on
+// PostgreSQL.
+func lockPostgres(ctx context.Context, tx bun.IDB, reqs []payment.Request, t time.Time) (*batch, error) {
+	orders := make([]uuid.UUID, len(reqs))
+	users := make([]int64, len(reqs))
+	for i, req := range reqs {
+		orders[i], users[i] = req.OrderID, req.UserID
+	}
+	var rows []lockedRow
+	if err := tx.NewRaw(lockBatchSQL, bun.In(orders), bun.In(users), t, t).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("look up payments and lock accounts: %w", err)
+	}
+	decided := make(map[uuid.UUID]payment.Result, len(reqs))
+	for _, r := range rows {
+		if r.Kind == "payment" {
+			decided[r.OrderID] = payment.Result{OrderID: r.OrderID, Status: payment.Status(r.Status), Reason: r.Reason, UserID: r.UserID, Amount: money.Amount(r.Amount)}
 		}
 	}
-	if len(payments) > 0 {
-		if _, err := tx.NewInsert().Model(&payments).Exec(ctx); err != nil {
-			return nil, fmt.Errorf("record %d payments: %w", len(payments), err)
+	b := newBatch(decided)
+	for _, r := range rows {
+		if r.Kind != "payment" {
+			b.add(r.UserID, money.Amount(r.Amount), r.Kind == "opened")
 		}
 	}
-	return outcomes, nil
+	// Opened meanwhile by a transaction of its own: lock them as they are.
+	var raced []int64
+	for _, userID := range b.users(reqs) {
+		if _, ok := b.payers[userID]; !ok {
+			raced = append(raced, userID)
+		}
+	}
+	if len(raced) == 0 {
+		return b, nil
+	}
+	accounts := make(map[int64]*accountRow, len(raced))
+	if err := selectForUpdate(ctx, tx, raced, accounts); err != nil {
+		return nil, err
+	}
+	for _, userID := range raced {
+		acc, ok := accounts[userID]
+		if !ok {
+			return nil, fmt.Errorf("lock account %d: neither found nor opened", userID)
+		}
+		b.add(userID, money.Amount(acc.Balance), false)
+	}
+	return b, nil
+}
+
+// lockPortable reads and locks what reqs are decided on with a statement
+// per table, on any database.
+func lockPortable(ctx context.Context, tx bun.IDB, reqs []payment.Request, t time.Time) (*batch, error) {
+	decided, err := recordedOutcomes(ctx, tx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	b := newBatch(decided)
+	accounts, opened, err := lockAccounts(ctx, tx, b.users(reqs), t)
+	if err != nil {
+		return nil, err
+	}
+	for userID, acc := range accounts {
+		b.add(userID, money.Amount(acc.Balance), opened[userID])
+	}
+	return b, nil
+}
+
+// savePostgres writes w with one statement on PostgreSQL: the outcomes' insert,
+// with the changed balances, the debits and the announcing rows as
+// data-modifying WITH clauses. A batch of outcomes all decided before only
+// announces them.
+func (w *writes) savePostgres(ctx context.Context, tx bun.IDB) error {
+	if len(w.payments) == 0 {
+		return w.saveAnnounce(ctx)
+	}
+	q := tx.NewInsert().Model(&w.payments)
+	if len(w.balances) > 0 {
+		q = q.With("balances", tx.NewUpdate().Model(&w.balances).Column("balance", "updated_at").Bulk())
+	}
+	if len(w.debits) > 0 {
+		q = q.With("debits", tx.NewInsert().Model(&w.debits))
+	}
+	if w.announce != nil {
+		q = q.With("announced", w.announce)
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("record %d payments, %d debits, %d balances: %w", len(w.payments), len(w.debits), len(w.balances), err)
+	}
+	return nil
+}
+
+// savePortable writes w with a statement per table, on any database.
+func (w *writes) savePortable(ctx context.Context, tx bun.IDB) error {
+	if len(w.balances) > 0 {
+		if _, err := tx.NewUpdate().Model(&w.balances).Column("balance", "updated_at").Bulk().Exec(ctx); err != nil {
+			return fmt.Errorf("debit %d accounts: %w", len(w.balances), err)
+		}
+	}
+	if len(w.debits) > 0 {
+		if _, err := tx.NewInsert().Model(&w.debits).Exec(ctx); err != nil {
+			return fmt.Errorf("record %d debits: %w", len(w.debits), err)
+		}
+	}
+	if len(w.payments) > 0 {
+		if _, err := tx.NewInsert().Model(&w.payments).Exec(ctx); err != nil {
+			return fmt.Errorf("record %d payments: %w", len(w.payments), err)
+		}
+	}
+	return w.saveAnnounce(ctx)
+}
+
+// saveAnnounce sends the insert of the announcing rows, if any.
+func (w *writes) saveAnnounce(ctx context.Context) error {
+	if w.announce == nil {
+		return nil
+	}
+	if _, err := w.announce.Exec(ctx); err != nil {
+		return fmt.Errorf("announce the outcomes: %w", err)
+	}
+	return nil
 }
 
 // recordedOutcomes returns the outcomes recorded before for the orders of

@@ -138,7 +138,7 @@ func payAll(t *testing.T, db *bun.DB, s *store.Store, reqs ...payment.Request) [
 	var outcomes []payment.Outcome
 	err := db.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		outcomes, err = s.PayAll(ctx, tx, reqs, payment.Decide)
+		outcomes, err = s.PayAll(ctx, tx, reqs, payment.Decide, nil)
 		return err
 	})
 	if err != nil {
@@ -284,7 +284,7 @@ func TestConcurrentBatchesOverSharedAccounts(t *testing.T) {
 						reqs = append(reqs, payment.Request{OrderID: uuid.New(), UserID: user, Amount: 100})
 					}
 					err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-						_, err := s.PayAll(ctx, tx, reqs, payment.Decide)
+						_, err := s.PayAll(ctx, tx, reqs, payment.Decide, nil)
 						return err
 					})
 					if err != nil {
@@ -321,7 +321,7 @@ func TestConcurrentPaymentsOfOneOrderDebitOnce(t *testing.T) {
 				// A losing duplicate may fail on the unique order id and
 				// roll back; what matters is the balance.
 				_ = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					_, err := s.PayAll(ctx, tx, []payment.Request{req}, payment.Decide)
+					_, err := s.PayAll(ctx, tx, []payment.Request{req}, payment.Decide, nil)
 					return err
 				})
 			})

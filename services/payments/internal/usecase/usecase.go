@@ -35,16 +35,22 @@ import (
 )
 
 // Ledger pays for orders within a transaction the caller owns, deciding
-// each with decide (see store.Store.PayAll), and reads recorded outcomes.
+// each with decide and sending, with its own writes, the insert announce
+// makes of the outcomes (see store.Store.PayAll), and reads recorded
+// outcomes.
 type Ledger interface {
-	PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request, decide func(*payment.Payer, payment.Request) payment.Result) ([]payment.Outcome, error)
+	PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request,
+		decide func(*payment.Payer, payment.Request) payment.Result,
+		announce func([]payment.Outcome) (*bun.InsertQuery, error),
+	) ([]payment.Outcome, error)
 	Outcome(ctx context.Context, orderID uuid.UUID) (payment.Result, error)
 }
 
-// Outbox writes messages in the caller's transaction, and is told when they
+// Outbox prepares the insert of messages in the caller's transaction, for
+// a writer to send within a statement of its own, and is told when they
 // are committed.
 type Outbox interface {
-	AddAll(ctx context.Context, tx bun.IDB, msgs []outbox.Pending) ([]messaging.Message, error)
+	Insert(ctx context.Context, tx bun.IDB, pending []outbox.Pending) (*outbox.Insert, error)
 	Notify(ctx context.Context)
 }
 
@@ -234,7 +240,8 @@ func decodeRequest(msg messaging.Message) (payment.Request, error) {
 
 // payAll pays for the orders of reqs within tx and writes the result of
 // each newly decided one to the outbox in the same transaction, in the
-// trace of its request.
+// trace of its request. The outbox rows go with the ledger's writes, in
+// the same statement where the database allows.
 func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]payment.Result, error) {
 	plain := make([]payment.Request, len(reqs))
 	for i, r := range reqs {
@@ -247,16 +254,54 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 		balances[req.OrderID] = [2]money.Amount{before, payer.Balance}
 		return res
 	}
-	outcomes, err := p.d.Ledger.PayAll(ctx, tx, plain, decide)
+	var resend []bool
+	var ins *outbox.Insert
+	announce := func(outcomes []payment.Outcome) (*bun.InsertQuery, error) {
+		msgs, r, err := results(reqs, outcomes)
+		if err != nil {
+			return nil, err
+		}
+		resend = r
+		if len(msgs) == 0 {
+			return nil, nil
+		}
+		if ins, err = p.d.Outbox.Insert(ctx, tx, msgs); err != nil {
+			return nil, err
+		}
+		return ins.Query, nil
+	}
+	outcomes, err := p.d.Ledger.PayAll(ctx, tx, plain, decide, announce)
+	if ins != nil {
+		ins.Done(err) // the rows were sent with the ledger's writes
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pay for %d orders: %w", len(reqs), err)
 	}
-	results := make([]payment.Result, len(outcomes))
-	resend := make([]bool, len(outcomes))
-	sent := make(map[uuid.UUID]bool, len(outcomes)) // a result in this batch's outbox rows
-	var msgs []outbox.Pending
+	// Counted, traced and logged when decided; a transaction that then
+	// fails to commit is retried and counted again, which is rare enough
+	// for a rate, and its span is marked failed.
+	out := make([]payment.Result, len(outcomes))
 	for i, o := range outcomes {
-		results[i] = o.Result
+		out[i] = o.Result
+		annotate(reqs[i].work, reqs[i].req, o.Result, o.Existing)
+		switch {
+		case resend[i]:
+			p.resend(ctx, reqs[i], o.Result)
+		case !o.Existing:
+			p.decided(ctx, reqs[i], o.Result, balances[o.OrderID])
+		}
+	}
+	return out, nil
+}
+
+// results are the messages that answer the requests of reqs with their
+// outcomes, each in the trace of its request: one per order, since an
+// order asked for twice in a batch gets one answer. resend marks the
+// requests answered with a result recorded before.
+func results(reqs []traced, outcomes []payment.Outcome) (msgs []outbox.Pending, resend []bool, err error) {
+	resend = make([]bool, len(outcomes))
+	sent := make(map[uuid.UUID]bool, len(outcomes)) // a result in this batch's outbox rows
+	for i, o := range outcomes {
 		if sent[o.OrderID] {
 			continue // asked twice in one batch: one result answers both
 		}
@@ -270,28 +315,13 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 			UserID: o.UserID, Amount: o.Amount,
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		msgs = append(msgs, outbox.Pending{Trace: reqs[i].span, Message: messaging.Message{
 			Stream: contract.PaymentResultsStream, Type: contract.PaymentCompletedType, Payload: payload,
 		}})
 	}
-	if _, err := p.d.Outbox.AddAll(ctx, tx, msgs); err != nil {
-		return nil, err
-	}
-	// Counted, traced and logged when decided; a transaction that then
-	// fails to commit is retried and counted again, which is rare enough
-	// for a rate, and its span is marked failed.
-	for i, o := range outcomes {
-		annotate(reqs[i].work, reqs[i].req, o.Result, o.Existing)
-		switch {
-		case resend[i]:
-			p.resend(ctx, reqs[i], o.Result)
-		case !o.Existing:
-			p.decided(ctx, reqs[i], o.Result, balances[o.OrderID])
-		}
-	}
-	return results, nil
+	return msgs, resend, nil
 }
 
 // resend records, in the trace of its request, that the recorded result of

@@ -20,7 +20,7 @@ import (
 )
 
 // fakeLedger decides every request with the rule on a payer of balance,
-// or reports each as decided before.
+// or reports each as decided before, and announces the outcomes.
 type fakeLedger struct {
 	usecase.Ledger
 	balance  int64
@@ -28,7 +28,10 @@ type fakeLedger struct {
 	calls    int
 }
 
-func (l *fakeLedger) PayAll(_ context.Context, _ bun.IDB, reqs []payment.Request, decide func(*payment.Payer, payment.Request) payment.Result) ([]payment.Outcome, error) {
+func (l *fakeLedger) PayAll(_ context.Context, _ bun.IDB, reqs []payment.Request,
+	decide func(*payment.Payer, payment.Request) payment.Result,
+	announce func([]payment.Outcome) (*bun.InsertQuery, error),
+) ([]payment.Outcome, error) {
 	l.calls++
 	outcomes := make([]payment.Outcome, len(reqs))
 	for i, req := range reqs {
@@ -38,20 +41,27 @@ func (l *fakeLedger) PayAll(_ context.Context, _ bun.IDB, reqs []payment.Request
 		}
 		outcomes[i] = payment.Outcome{Result: decide(&payment.Payer{Balance: money.Amount(l.balance)}, req)}
 	}
+	if _, err := announce(outcomes); err != nil {
+		return nil, err
+	}
 	return outcomes, nil
 }
 
+// fakeOutbox keeps the messages it is asked to insert; the fake ledger
+// sends no statement.
 type fakeOutbox struct {
 	msgs   []messaging.Message
 	traces []trace.SpanContext
 }
 
-func (o *fakeOutbox) AddAll(_ context.Context, _ bun.IDB, pending []outbox.Pending) ([]messaging.Message, error) {
+func (o *fakeOutbox) Insert(_ context.Context, _ bun.IDB, pending []outbox.Pending) (*outbox.Insert, error) {
+	ins := &outbox.Insert{}
 	for _, p := range pending {
 		o.msgs = append(o.msgs, p.Message)
 		o.traces = append(o.traces, p.Trace)
+		ins.Messages = append(ins.Messages, p.Message)
 	}
-	return o.msgs, nil
+	return ins, nil
 }
 
 func (o *fakeOutbox) Notify(context.Context) {}

@@ -1,0 +1,97 @@
+package usecase_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"shop/services/payments/internal/store"
+	"shop/services/payments/internal/usecase"
+	"shop/services/platform/database/dbtest"
+	"shop/services/platform/outbox"
+	"shop/services/platform/stream"
+	"shop/services/platform/telemetry"
+)
+
+// statements records the operation of each statement a database runs
+// outside BEGIN and COMMIT.
+type statements struct{ ops []string }
+
+func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+
+func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	if op := e.Operation(); op != "BEGIN" && op != "COMMIT" {
+		s.ops = append(s.ops, op)
+	}
+}
+
+// On PostgreSQL the handler pays for a batch, new accounts, declines and
+// resent results included, with two statements in the consumer's
+// transaction: the ledger's read-and-lock, then its write, which carries
+// the outbox rows. Each outbox row's "outbox insert" span ends with it.
+func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
+	db := dbtest.Open(t, dbtest.Postgres, store.Migrations)
+	ctx := context.Background()
+	st := store.New(db)
+	if _, err := st.Create(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.TopUp(ctx, 3, 1000); err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	p := usecase.New(usecase.Deps{DB: db, Accounts: st, Ledger: st, Outbox: outbox.New(db, outbox.Config{Telemetry: telemetry.Providers{Tracer: tp}})},
+		usecase.Config{Telemetry: telemetry.Providers{Tracer: tp}, Logger: slog.New(slog.DiscardHandler)})
+	handle := func(bodies ...string) {
+		t.Helper()
+		batch := make([]stream.Delivery, len(bodies))
+		for i, body := range bodies {
+			_, span := tp.Tracer("test").Start(ctx, "payments.requests process")
+			defer span.End()
+			batch[i] = stream.NewDelivery(span, request(body))
+		}
+		if err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			return p.HandleRequests(ctx, tx, batch)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decided := `{"order_id":"` + uuid.NewString() + `","user_id":3,"amount":"1.00"}`
+	handle(decided)
+
+	stmts := new(statements)
+	db.AddQueryHook(stmts)
+	rec.Reset()
+	handle(
+		`{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"2.00"}`,  // paid
+		`{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"20.00"}`, // declined
+		`{"order_id":"`+uuid.NewString()+`","user_id":4,"amount":"1.00"}`,  // no account
+		decided, // resent
+	)
+	if want := []string{"SELECT", "INSERT"}; !slices.Equal(stmts.ops, want) {
+		t.Errorf("statements %v, want %v", stmts.ops, want)
+	}
+	var inserts int
+	for _, span := range rec.Ended() {
+		if span.Name() == "outbox insert" {
+			inserts++
+			if span.Status().Code != codes.Unset {
+				t.Errorf("outbox insert span status %v, want unset", span.Status())
+			}
+		}
+	}
+	if inserts != 4 {
+		t.Errorf("%d outbox insert spans ended, want 4", inserts)
+	}
+	if n := count(t, db, "outbox"); n != 5 {
+		t.Errorf("%d outbox rows, want 5", n)
+	}
+}
