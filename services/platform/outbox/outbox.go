@@ -191,12 +191,17 @@ func InsertSQL(first int) string {
 }
 
 // Args are the seven arrays InsertSQL inserts: the messages' ids, streams,
-// types, payloads, traceparents, tracestates and times.
+// types, payloads, traceparents, tracestates and times; empty ones for a
+// nil Insert, which inserts nothing.
 func (ins *Insert) Args() []any {
-	n := len(ins.rows)
+	var rows []Row
+	if ins != nil {
+		rows = ins.rows
+	}
+	n := len(rows)
 	ids, occurred := make([]uuid.UUID, n), make([]time.Time, n)
 	streams, types, payloads, parents, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for i, r := range ins.rows {
+	for i, r := range rows {
 		ids[i], streams[i], types[i], payloads[i], parents[i], states[i], occurred[i] = r.ID, r.Stream, r.Type, r.Payload, r.Traceparent, r.Tracestate, r.OccurredAt
 	}
 	return []any{ids, streams, types, payloads, parents, states, occurred}

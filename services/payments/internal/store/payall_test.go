@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,36 +17,6 @@ import (
 	"shop/services/platform/money"
 	"shop/services/platform/outbox"
 )
-
-// statements records the operation of each statement sent under a context
-// that counted marks, BEGIN and COMMIT aside.
-type statements struct {
-	mu  sync.Mutex
-	ops []string
-}
-
-type countedKey struct{}
-
-// counted marks ctx for statements to record.
-func counted(ctx context.Context) context.Context { return context.WithValue(ctx, countedKey{}, true) }
-
-func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
-
-func (s *statements) AfterQuery(ctx context.Context, e *bun.QueryEvent) {
-	if op := e.Operation(); ctx.Value(countedKey{}) != nil && op != "BEGIN" && op != "COMMIT" {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.ops = append(s.ops, op)
-	}
-}
-
-func (s *statements) take() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ops := s.ops
-	s.ops = nil
-	return ops
-}
 
 // announced is one outbox row per outcome, carrying its order id, as a
 // caller of PayAll announces the outcomes.
@@ -63,10 +32,10 @@ func payAnnounced(t *testing.T, db *bun.DB, s *store.Store, reqs ...payment.Requ
 	t.Helper()
 	ob := outbox.New(db, outbox.Config{})
 	var outcomes []payment.Outcome
-	err := db.RunInTx(counted(context.Background()), nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.RunInTx(dbtest.Mark(context.Background()), nil, func(ctx context.Context, tx bun.Tx) error {
 		var ins *outbox.Insert
 		var err error
-		outcomes, err = s.PayAll(ctx, tx, reqs, payment.Decide, func(outcomes []payment.Outcome) (*bun.InsertQuery, error) {
+		outcomes, err = s.PayAll(ctx, tx, reqs, payment.Decide, func(outcomes []payment.Outcome) (*outbox.Insert, error) {
 			pending := make([]outbox.Pending, len(outcomes))
 			for i, o := range outcomes {
 				payload, err := json.Marshal(announced{OrderID: o.OrderID, Status: string(o.Status)})
@@ -76,10 +45,7 @@ func payAnnounced(t *testing.T, db *bun.DB, s *store.Store, reqs ...payment.Requ
 				pending[i] = outbox.Pending{Message: messaging.Message{Stream: "results", Type: "test.paid", Payload: payload}}
 			}
 			ins, err = ob.Insert(ctx, tx, pending)
-			if err != nil {
-				return nil, err
-			}
-			return ins.Query, nil
+			return ins, err
 		})
 		if ins != nil {
 			ins.Done(err)
@@ -126,8 +92,7 @@ func TestPayAllMixedBatchInTwoStatements(t *testing.T) {
 		}
 		decided := payment.Request{OrderID: uuid.New(), UserID: 2, Amount: 500} // declined before
 		payAll(t, db, s, decided)
-		stmts := new(statements)
-		db.AddQueryHook(stmts)
+		stmts := dbtest.CountMarked(t, db)
 
 		paid := payment.Request{OrderID: uuid.New(), UserID: 1, Amount: 600}
 		reqs := []payment.Request{
@@ -156,7 +121,7 @@ func TestPayAllMixedBatchInTwoStatements(t *testing.T) {
 		}
 		got := payAnnounced(t, db, s, reqs...)
 		if db.Dialect().Name().String() == "pg" {
-			if ops, want := stmts.take(), []string{"SELECT", "INSERT"}; !slices.Equal(ops, want) {
+			if ops, want := stmts.Take(), []string{"WITH", "WITH"}; !slices.Equal(ops, want) {
 				t.Errorf("statements %v, want %v", ops, want)
 			}
 		}
@@ -189,7 +154,7 @@ func TestPayAllMixedBatchInTwoStatements(t *testing.T) {
 		// Only orders decided before: read, and announce again, nothing else.
 		payAnnounced(t, db, s, paid, decided)
 		if db.Dialect().Name().String() == "pg" {
-			if ops, want := stmts.take(), []string{"SELECT", "INSERT"}; !slices.Equal(ops, want) {
+			if ops, want := stmts.Take(), []string{"WITH", "WITH"}; !slices.Equal(ops, want) {
 				t.Errorf("statements of a batch decided before %v, want %v", ops, want)
 			}
 		}
@@ -208,8 +173,7 @@ func TestPayAllLocksAnAccountOpenedMeanwhile(t *testing.T) {
 	db := dbtest.Open(t, dbtest.Postgres, store.Migrations)
 	ctx := context.Background()
 	s := store.New(db)
-	stmts := new(statements)
-	db.AddQueryHook(stmts)
+	stmts := dbtest.CountMarked(t, db)
 
 	opener, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -235,7 +199,7 @@ func TestPayAllLocksAnAccountOpenedMeanwhile(t *testing.T) {
 			}
 			payer <- pid
 			var err error
-			outcomes, err = s.PayAll(counted(ctx), tx, []payment.Request{req}, payment.Decide, nil)
+			outcomes, err = s.PayAll(dbtest.Mark(ctx), tx, []payment.Request{req}, payment.Decide, nil)
 			return err
 		})
 		if err != nil {
@@ -269,7 +233,7 @@ func TestPayAllLocksAnAccountOpenedMeanwhile(t *testing.T) {
 	if len(outcomes) != 1 || outcomes[0].Status != payment.Finished || outcomes[0].Existing {
 		t.Fatalf("outcomes %+v, want one FINISHED", outcomes)
 	}
-	if ops, want := stmts.take(), []string{"SELECT", "SELECT", "INSERT"}; !slices.Equal(ops, want) {
+	if ops, want := stmts.Take(), []string{"WITH", "SELECT", "WITH"}; !slices.Equal(ops, want) {
 		t.Errorf("statements %v, want %v (the raced account locked alone)", ops, want)
 	}
 	if a, err := s.Get(ctx, 7); err != nil || a.Balance != 200 {

@@ -21,6 +21,7 @@ import (
 	"shop/services/platform/database"
 	"shop/services/platform/messaging"
 	"shop/services/platform/money"
+	"shop/services/platform/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -170,9 +171,9 @@ func insertLedger(ctx context.Context, tx bun.IDB, userID int64, kind string, am
 // so concurrent batches never deadlock on them), opens the missing ones
 // with a zero balance, lets decide settle each new payment in order, and
 // writes the balances, the debits, the outcomes and the rows announce makes
-// of the outcomes (the caller's outbox rows; a nil announce or query adds
+// of the outcomes (the caller's outbox rows; a nil announce or Insert adds
 // none). announce returns its insert unsent, so that the rows go with the
-// payments' own writes. On PostgreSQL the batch takes two statements
+// payments' own writes. On PostgreSQL the batch takes two prepared statements
 // whatever its size, one to read and lock and one to write (and, rarely, a
 // third to lock an account another transaction opened meanwhile); on
 // SQLite, a statement per table.
@@ -184,7 +185,7 @@ func insertLedger(ctx context.Context, tx bun.IDB, userID int64, kind string, am
 // its retry then finds the outcome.
 func (s *Store) PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request,
 	decide func(*payment.Payer, payment.Request) payment.Result,
-	announce func([]payment.Outcome) (*bun.InsertQuery, error),
+	announce func([]payment.Outcome) (*outbox.Insert, error),
 ) ([]payment.Outcome, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -256,7 +257,7 @@ type writes struct {
 	balances []accountRow
 	debits   []ledgerRow
 	payments []paymentRow
-	announce *bun.InsertQuery
+	announce *outbox.Insert
 }
 
 // pay decides the new payments of reqs in order, and returns the outcome
@@ -294,7 +295,7 @@ func (b *batch) pay(reqs []payment.Request, decide func(*payment.Payer, payment.
 	return outcomes, w, nil
 }
 
-// lockBatchSQL reads in one statement what a batch is decided on: the
+// lockBatch reads in one prepared statement what a batch is decided on: the
 // outcomes recorded for its orders (payment rows), and the accounts of the
 // users with an order to decide, locked in user id order (account rows),
 // opening the missing ones with a zero balance (opened rows). Rows a
@@ -305,9 +306,9 @@ func (b *batch) pay(reqs []payment.Request, decide func(*payment.Payer, payment.
 // user id, then the new ones by user id. An account another transaction
 // opened after the statement began is in neither: the insert skips it, the
 // lock did not see it.
-const lockBatchSQL = `
+var lockBatch = database.NewStatement("SELECT", "accounts", `
 WITH batch (order_id, user_id) AS (
-	SELECT * FROM unnest(ARRAY[?]::uuid[], ARRAY[?]::bigint[])
+	SELECT * FROM unnest($1::uuid[], $2::bigint[])
 ), recorded AS (
 	SELECT order_id, user_id, amount, status, reason FROM payments
 	WHERE order_id IN (SELECT order_id FROM batch)
@@ -318,7 +319,7 @@ WITH batch (order_id, user_id) AS (
 	ORDER BY user_id FOR UPDATE
 ), opened AS (
 	INSERT INTO accounts (user_id, balance, created_at, updated_at)
-	SELECT user_id, 0, ?::timestamptz, ?::timestamptz FROM payers
+	SELECT user_id, 0, $3::timestamptz, $3::timestamptz FROM payers
 	WHERE user_id NOT IN (SELECT user_id FROM locked)
 	ORDER BY user_id
 	ON CONFLICT (user_id) DO NOTHING
@@ -328,9 +329,9 @@ SELECT 'payment' AS kind, order_id, user_id, amount, status, reason FROM recorde
 UNION ALL
 SELECT 'account', NULL, user_id, balance, '', '' FROM locked
 UNION ALL
-SELECT 'opened', NULL, user_id, balance, '', '' FROM opened`
+SELECT 'opened', NULL, user_id, balance, '', '' FROM opened`)
 
-// lockedRow is a row of lockBatchSQL; an account's balance is in Amount.
+// lockedRow is a row of lockBatch; an account's balance is in Amount.
 type lockedRow struct {
 	Kind    string    `bun:"kind"`
 	OrderID uuid.UUID `bun:"order_id,type:uuid"`
@@ -340,7 +341,7 @@ type lockedRow struct {
 	Reason  string    `bun:"reason"`
 }
 
-// lockPostgres reads and locks what reqs are decided on, with lockBatchSQL on
+// lockPostgres reads and locks what reqs are decided on, with lockBatch on
 // PostgreSQL.
 func lockPostgres(ctx context.Context, tx bun.IDB, reqs []payment.Request, t time.Time) (*batch, error) {
 	orders := make([]uuid.UUID, len(reqs))
@@ -349,7 +350,7 @@ func lockPostgres(ctx context.Context, tx bun.IDB, reqs []payment.Request, t tim
 		orders[i], users[i] = req.OrderID, req.UserID
 	}
 	var rows []lockedRow
-	if err := tx.NewRaw(lockBatchSQL, bun.In(orders), bun.In(users), t, t).Scan(ctx, &rows); err != nil {
+	if err := lockBatch.Scan(ctx, tx, &rows, orders, users, t); err != nil {
 		return nil, fmt.Errorf("look up payments and lock accounts: %w", err)
 	}
 	decided := make(map[uuid.UUID]payment.Result, len(reqs))
@@ -406,29 +407,53 @@ func lockPortable(ctx context.Context, tx bun.IDB, reqs []payment.Request, t tim
 	return b, nil
 }
 
-// savePostgres writes w with one statement on PostgreSQL: the outcomes' insert,
-// with the changed balances, the debits and the announcing rows as
-// data-modifying WITH clauses. A batch of outcomes all decided before only
-// announces them.
+// savePostgres writes w with one prepared statement on PostgreSQL
+// (saveBatch), whatever its size and whatever it holds.
 func (w *writes) savePostgres(ctx context.Context, tx bun.IDB) error {
-	if len(w.payments) == 0 {
-		return w.saveAnnounce(ctx)
+	if len(w.payments) == 0 && w.announce == nil {
+		return nil
 	}
-	q := tx.NewInsert().Model(&w.payments)
-	if len(w.balances) > 0 {
-		q = q.With("balances", tx.NewUpdate().Model(&w.balances).Column("balance", "updated_at").Bulk())
+	var t time.Time
+	balanceUsers, balances := make([]int64, len(w.balances)), make([]int64, len(w.balances))
+	for i, b := range w.balances {
+		balanceUsers[i], balances[i], t = b.UserID, b.Balance, b.UpdatedAt
 	}
-	if len(w.debits) > 0 {
-		q = q.With("debits", tx.NewInsert().Model(&w.debits))
+	n := len(w.debits)
+	debitIDs, debitOrders, debitUsers, debitAmounts := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]int64, n), make([]int64, n)
+	for i, d := range w.debits {
+		debitIDs[i], debitOrders[i], debitUsers[i], debitAmounts[i] = d.ID, *d.OrderID, d.UserID, d.Amount
 	}
-	if w.announce != nil {
-		q = q.With("announced", w.announce)
+	n = len(w.payments)
+	orders, users, amounts, statuses, reasons := make([]uuid.UUID, n), make([]int64, n), make([]int64, n), make([]string, n), make([]string, n)
+	for i, p := range w.payments {
+		orders[i], users[i], amounts[i], statuses[i], reasons[i], t = p.OrderID, p.UserID, p.Amount, p.Status, p.Reason, p.CreatedAt
 	}
-	if _, err := q.Exec(ctx); err != nil {
+	args := append([]any{t, balanceUsers, balances, debitIDs, debitUsers, debitAmounts, debitOrders}, w.announce.Args()...)
+	args = append(args, orders, users, amounts, statuses, reasons)
+	if _, err := saveBatch.Exec(ctx, tx, args...); err != nil {
 		return fmt.Errorf("record %d payments, %d debits, %d balances: %w", len(w.payments), len(w.debits), len(w.balances), err)
 	}
 	return nil
 }
+
+// saveBatch writes what a batch decided in one prepared statement: the
+// outcomes' insert, with the changed balances, the debits and the
+// announcing outbox rows as data-modifying WITH clauses; an empty array
+// writes nothing. $1 is the batch's time.
+var saveBatch = database.NewStatement("INSERT", "payments", `WITH balances AS (
+	UPDATE accounts AS a SET balance = v.balance, updated_at = $1
+	FROM `+database.Unnest(2, "bigint", "bigint")+` AS v (user_id, balance)
+	WHERE a.user_id = v.user_id
+), debits AS (
+	INSERT INTO ledger (id, user_id, kind, amount, order_id, created_at)
+	SELECT id, user_id, 'debit', amount, order_id, $1
+	FROM `+database.Unnest(4, "uuid", "bigint", "bigint", "uuid")+` AS d (id, user_id, amount, order_id)
+), announced AS (
+	`+outbox.InsertSQL(8)+`
+)
+INSERT INTO payments (order_id, user_id, amount, status, reason, created_at)
+SELECT order_id, user_id, amount, status, reason, $1
+FROM `+database.Unnest(15, "uuid", "bigint", "bigint", "text", "text")+` AS p (order_id, user_id, amount, status, reason)`)
 
 // savePortable writes w with a statement per table, on any database.
 func (w *writes) savePortable(ctx context.Context, tx bun.IDB) error {
@@ -455,7 +480,7 @@ func (w *writes) saveAnnounce(ctx context.Context) error {
 	if w.announce == nil {
 		return nil
 	}
-	if _, err := w.announce.Exec(ctx); err != nil {
+	if _, err := w.announce.Query.Exec(ctx); err != nil {
 		return fmt.Errorf("announce the outcomes: %w", err)
 	}
 	return nil

@@ -20,18 +20,6 @@ import (
 	"shop/services/platform/telemetry"
 )
 
-// statements records the operation of each statement a database runs
-// outside BEGIN and COMMIT.
-type statements struct{ ops []string }
-
-func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
-
-func (s *statements) AfterQuery(_ context.Context, e *bun.QueryEvent) {
-	if op := e.Operation(); op != "BEGIN" && op != "COMMIT" {
-		s.ops = append(s.ops, op)
-	}
-}
-
 // On PostgreSQL the handler pays for a batch, new accounts, declines and
 // resent results included, with two statements in the consumer's
 // transaction: the ledger's read-and-lock, then its write, which carries
@@ -67,8 +55,7 @@ func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
 	decided := `{"order_id":"` + uuid.NewString() + `","user_id":3,"amount":"1.00"}`
 	handle(decided)
 
-	stmts := new(statements)
-	db.AddQueryHook(stmts)
+	stmts := dbtest.Count(t, db)
 	rec.Reset()
 	handle(
 		`{"order_id":"`+uuid.NewString()+`","user_id":3,"amount":"2.00"}`,  // paid
@@ -76,8 +63,8 @@ func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
 		`{"order_id":"`+uuid.NewString()+`","user_id":4,"amount":"1.00"}`,  // no account
 		decided, // resent
 	)
-	if want := []string{"SELECT", "INSERT"}; !slices.Equal(stmts.ops, want) {
-		t.Errorf("statements %v, want %v", stmts.ops, want)
+	if want := []string{"WITH", "WITH"}; !slices.Equal(stmts.Ops(), want) {
+		t.Errorf("statements %v, want %v", stmts.Ops(), want)
 	}
 	var inserts int
 	for _, span := range rec.Ended() {

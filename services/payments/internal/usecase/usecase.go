@@ -41,7 +41,7 @@ import (
 type Ledger interface {
 	PayAll(ctx context.Context, tx bun.IDB, reqs []payment.Request,
 		decide func(*payment.Payer, payment.Request) payment.Result,
-		announce func([]payment.Outcome) (*bun.InsertQuery, error),
+		announce func([]payment.Outcome) (*outbox.Insert, error),
 	) ([]payment.Outcome, error)
 	Outcome(ctx context.Context, orderID uuid.UUID) (payment.Result, error)
 }
@@ -256,7 +256,7 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 	}
 	var resend []bool
 	var ins *outbox.Insert
-	announce := func(outcomes []payment.Outcome) (*bun.InsertQuery, error) {
+	announce := func(outcomes []payment.Outcome) (*outbox.Insert, error) {
 		msgs, r, err := results(reqs, outcomes)
 		if err != nil {
 			return nil, err
@@ -268,7 +268,7 @@ func (p *Payments) payAll(ctx context.Context, tx bun.IDB, reqs []traced) ([]pay
 		if ins, err = p.d.Outbox.Insert(ctx, tx, msgs); err != nil {
 			return nil, err
 		}
-		return ins.Query, nil
+		return ins, nil
 	}
 	outcomes, err := p.d.Ledger.PayAll(ctx, tx, plain, decide, announce)
 	if ins != nil {

@@ -30,7 +30,7 @@ type fakeLedger struct {
 
 func (l *fakeLedger) PayAll(_ context.Context, _ bun.IDB, reqs []payment.Request,
 	decide func(*payment.Payer, payment.Request) payment.Result,
-	announce func([]payment.Outcome) (*bun.InsertQuery, error),
+	announce func([]payment.Outcome) (*outbox.Insert, error),
 ) ([]payment.Outcome, error) {
 	l.calls++
 	outcomes := make([]payment.Outcome, len(reqs))

@@ -18,9 +18,27 @@ import (
 // (SELECT, INSERT, WITH, …); on SQLite it sees Bun's queries, named by
 // Bun's operation.
 type Statements struct {
-	mu  sync.Mutex
-	on  bool
-	all []string // BEGIN and COMMIT too
+	mu     sync.Mutex
+	on     bool
+	marked bool     // only statements sent with a context from Mark
+	all    []string // BEGIN and COMMIT too
+}
+
+type markKey struct{}
+
+// Mark returns ctx marked for a Statements from CountMarked to record
+// what is sent with it, when other work shares the database.
+func Mark(ctx context.Context) context.Context { return context.WithValue(ctx, markKey{}, true) }
+
+// CountMarked is Count for the statements sent with a context from Mark
+// only.
+func CountMarked(t testing.TB, db *bun.DB) *Statements {
+	t.Helper()
+	s := Count(t, db)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marked = true
+	return s
 }
 
 // counters holds the Statements of each database Open returned.
@@ -37,7 +55,7 @@ func Count(t testing.TB, db *bun.DB) *Statements {
 	s := v.(*Statements)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.on, s.all = true, nil
+	s.on, s.marked, s.all = true, false, nil
 	return s
 }
 
@@ -57,6 +75,13 @@ func (s *Statements) All() []string {
 	return slices.Clone(s.all)
 }
 
+// Take returns Ops and forgets what was recorded.
+func (s *Statements) Take() []string {
+	ops := s.Ops()
+	s.Reset()
+	return ops
+}
+
 // Reset forgets the operations recorded so far.
 func (s *Statements) Reset() {
 	s.mu.Lock()
@@ -64,10 +89,10 @@ func (s *Statements) Reset() {
 	s.all = nil
 }
 
-func (s *Statements) record(op string) {
+func (s *Statements) record(ctx context.Context, op string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.on {
+	if s.on && (!s.marked || ctx.Value(markKey{}) != nil) {
 		s.all = append(s.all, strings.ToUpper(op))
 	}
 }
@@ -75,7 +100,7 @@ func (s *Statements) record(op string) {
 // TraceQueryStart is pgx's hook (PostgreSQL).
 func (s *Statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
-	s.record(op)
+	s.record(ctx, op)
 	return ctx
 }
 
@@ -84,7 +109,7 @@ func (s *Statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 
 // BeforeQuery is Bun's hook (SQLite).
 func (s *Statements) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
-	s.record(e.Operation())
+	s.record(ctx, e.Operation())
 	return ctx
 }
 
