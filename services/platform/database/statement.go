@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel/attribute"
@@ -86,7 +87,7 @@ func (s Statement) Query(ctx context.Context, db bun.IDB, args ...any) (_ *sql.R
 	}
 	ctx, span := s.start(ctx)
 	defer func() { s.end(span, err, -1) }()
-	return r.QueryContext(ctx, s.query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	return r.QueryContext(ctx, s.query, pgArgs(args)...)
 }
 
 // Scan runs s on db with args and scans its rows into dest as Bun does
@@ -110,11 +111,33 @@ func (s Statement) Exec(ctx context.Context, db bun.IDB, args ...any) (_ sql.Res
 	ctx, span := s.start(ctx)
 	var affected int64 = -1
 	defer func() { s.end(span, err, affected) }()
-	res, err := r.ExecContext(ctx, s.query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	res, err := r.ExecContext(ctx, s.query, pgArgs(args)...)
 	if err == nil {
 		affected, _ = res.RowsAffected()
 	}
 	return res, err
+}
+
+// pgArgs are args as pgx takes them for a cached prepared statement. UUIDs
+// go as their 16 bytes: as uuid.UUID pgx would ask each for its text
+// (driver.Valuer) and parse it back.
+func pgArgs(args []any) []any {
+	out := make([]any, 0, 1+len(args))
+	out = append(out, pgx.QueryExecModeCacheStatement)
+	for _, a := range args {
+		switch v := a.(type) {
+		case uuid.UUID:
+			a = [16]byte(v)
+		case []uuid.UUID:
+			b := make([][16]byte, len(v))
+			for i, id := range v {
+				b[i] = id
+			}
+			a = b
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // start starts the statement's span below the span in ctx, with that
