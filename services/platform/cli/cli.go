@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -76,6 +77,9 @@ func main(name string, args []string, cfg Config, run func(ctx context.Context) 
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	log := NewLogger(name, cfg.Level())
 	slog.SetDefault(log)
 	log.Info("starting", "version", buildinfo.Version(), "revision", buildinfo.Revision(), "config", slog.GroupValue(config.Attrs(cfg)...))
@@ -107,6 +111,15 @@ func main(name string, args []string, cfg Config, run func(ctx context.Context) 
 	}
 	return code
 }
+
+// gcPercent is the garbage collector's target the services run with
+// unless GOGC says otherwise: a new cycle when the heap has grown by 200 %
+// of what the last one kept, not Go's 100 %. A service's live heap is small
+// (a few MiB), so Go's default collects very often; at 200 the benchmark
+// measured 10 to 15 % less CPU per order in each service for about 10 MiB
+// more memory each, and GOMEMLIMIT (the chart sets it from the memory
+// limit) still makes the collector work harder near the limit.
+const gcPercent = 200
 
 // otelEnv are the OpenTelemetry variables every binary reads (through the
 // SDK and telemetry.Setup).
