@@ -314,10 +314,9 @@ func (r *Relay) pending(ctx context.Context) (bool, error) {
 }
 
 // claimStatement is claim on PostgreSQL, prepared. The ids go in as an
-// array (= ANY) rather than a subquery (IN): with IN, while the table's
-// statistics lag behind its growth, the planner joins the claimed ids to
-// a sequential scan of the whole outbox; = ANY always looks them up by
-// primary key.
+// array (= ANY) rather than a subquery (IN): with IN the planner may join
+// the claimed ids to a sequential scan of the whole outbox (it did while
+// the table was young); = ANY looks them up by primary key.
 var claimStatement = database.NewStatement("UPDATE", "outbox", `UPDATE outbox SET published_at = $1
 WHERE id = ANY (ARRAY (
 	SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED))
