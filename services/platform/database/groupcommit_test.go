@@ -85,24 +85,36 @@ func waitQueued[T any](t *testing.T, g *database.GroupCommit[T], n int) {
 	})
 }
 
+// behindFirst has a first caller (id 1) start a batch that r holds, queues
+// the values behind it, lets the batch go, and returns each caller's
+// error, the first's at 0.
+func behindFirst(t *testing.T, g *database.GroupCommit[thing], r *recorder, values []thing) []error {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 1+len(values))
+	wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
+	<-r.started
+	for i, v := range values {
+		wg.Go(func() { errs[i+1] = g.Do(ctx, v) })
+	}
+	waitQueued(t, g, len(values))
+	close(r.block)
+	wg.Wait()
+	return errs
+}
+
 // Callers who arrive while a transaction is in flight are written together,
 // in the next one.
 func TestGroupCommitWritesWaitingCallersTogether(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
-		ctx := context.Background()
 		r := blocking()
 		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
-		var wg sync.WaitGroup
-		errs := make([]error, 21)
-		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
-		<-r.started
+		var next []thing
 		for i := 1; i <= 20; i++ {
-			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: "next"}) })
+			next = append(next, thing{ID: int64(i + 1), Name: "next"})
 		}
-		waitQueued(t, g, 20)
-		close(r.block)
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := errors.Join(behindFirst(t, g, r, next)...); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(r.batches, []int{1, 20}) || count(t, db) != 21 {
@@ -115,24 +127,17 @@ func TestGroupCommitWritesWaitingCallersTogether(t *testing.T) {
 // written again one value at a time.
 func TestGroupCommitFailsOnlyTheBadValue(t *testing.T) {
 	dbtest.Each(t, migrations, func(t *testing.T, db *bun.DB) {
-		ctx := context.Background()
 		r := blocking()
 		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write)
-		var wg sync.WaitGroup
-		errs := make([]error, 6)
-		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
-		<-r.started
+		var next []thing
 		for i := 1; i <= 5; i++ {
 			name := "good"
 			if i == 3 {
 				name = "bad"
 			}
-			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: name}) })
+			next = append(next, thing{ID: int64(i + 1), Name: name})
 		}
-		waitQueued(t, g, 5)
-		close(r.block)
-		wg.Wait()
-		for i, err := range errs {
+		for i, err := range behindFirst(t, g, r, next) {
 			if (err != nil) != (i == 3) {
 				t.Errorf("caller %d: %v", i, err)
 			}
@@ -241,18 +246,12 @@ func TestGroupCommitWithoutTx(t *testing.T) {
 		r := blocking()
 		g := database.NewGroupCommit(db, database.GroupCommitConfig{MaxInFlight: 1}, r.write).
 			WithoutTx(func([]database.Item[thing]) bool { return true })
-		var wg sync.WaitGroup
-		errs := make([]error, 6)
-		wg.Go(func() { errs[0] = g.Do(ctx, thing{ID: 1, Name: "first"}) })
-		<-r.started
+		var next []thing
 		for i := 1; i <= 5; i++ {
 			// Caller 3 inserts id 4, which exists: the batch's one statement fails.
-			wg.Go(func() { errs[i] = g.Do(ctx, thing{ID: int64(i + 1), Name: "next"}) })
+			next = append(next, thing{ID: int64(i + 1), Name: "next"})
 		}
-		waitQueued(t, g, 5)
-		close(r.block)
-		wg.Wait()
-		for i, err := range errs {
+		for i, err := range behindFirst(t, g, r, next) {
 			if (err != nil) != (i == 3) {
 				t.Errorf("caller %d: %v", i, err)
 			}
