@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"shop/services/contract"
+	"shop/services/loadgen/internal/load"
 	"shop/services/platform/messaging"
 )
 
@@ -94,25 +94,8 @@ func budget(times []orderTimes) []hopStat {
 	}
 	out := make([]hopStat, len(hopNames))
 	for i, name := range hopNames {
-		p := percentilesMs(per[i], 50, 95, 99)
+		p := load.Percentiles(per[i], 50, 95, 99)
 		out[i] = hopStat{Name: name, P50: p[0], P95: p[1], P99: p[2]}
-	}
-	return out
-}
-
-// percentilesMs returns the nearest-rank percentiles of ds in milliseconds,
-// rounded to 0.01 ms; zeros when ds is empty.
-func percentilesMs(ds []time.Duration, ps ...float64) []float64 {
-	out := make([]float64, len(ps))
-	if len(ds) == 0 {
-		return out
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	for i, p := range ps {
-		rank := int(p/100*float64(len(s))+0.999999) - 1
-		rank = max(0, min(rank, len(s)-1))
-		out[i] = float64(s[rank].Round(10*time.Microsecond)) / float64(time.Millisecond)
 	}
 	return out
 }

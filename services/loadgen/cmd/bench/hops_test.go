@@ -35,27 +35,6 @@ func TestOrderTimesHops(t *testing.T) {
 	}
 }
 
-func TestPercentilesMs(t *testing.T) {
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- { // 1…100 ms, unsorted
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	if got, want := percentilesMs(ds, 50, 95, 99, 100), []float64{50, 95, 99, 100}; !reflect.DeepEqual(got, want) {
-		t.Errorf("percentiles = %v, want %v", got, want)
-	}
-	if ds[0] != 100*time.Millisecond {
-		t.Error("percentilesMs sorted its argument")
-	}
-	// Nearest rank: of 3 values, p50 is the 2nd and p95 the 3rd.
-	three := []time.Duration{1234567 * time.Nanosecond, 10 * time.Microsecond, 3 * time.Millisecond}
-	if got, want := percentilesMs(three, 50, 95), []float64{1.23, 3}; !reflect.DeepEqual(got, want) {
-		t.Errorf("percentiles = %v, want %v", got, want)
-	}
-	if got := percentilesMs(nil, 50); !reflect.DeepEqual(got, []float64{0}) {
-		t.Errorf("percentiles of nothing = %v, want [0]", got)
-	}
-}
-
 func TestBudget(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }

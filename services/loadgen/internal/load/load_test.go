@@ -3,6 +3,7 @@ package load
 import (
 	"errors"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -32,18 +33,22 @@ func TestCents(t *testing.T) {
 
 func TestPercentiles(t *testing.T) {
 	var ds []time.Duration
-	for i := 1; i <= 100; i++ {
+	for i := 100; i >= 1; i-- { // 1…100 ms, unsorted
 		ds = append(ds, time.Duration(i)*time.Millisecond)
 	}
-	got := percentiles(ds, 50, 95, 99, 100)
-	want := []float64{50, 95, 99, 100}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("percentiles = %v, want %v", got, want)
-		}
+	if got, want := Percentiles(ds, 50, 95, 99, 100), []float64{50, 95, 99, 100}; !slices.Equal(got, want) {
+		t.Errorf("Percentiles = %v, want %v", got, want)
 	}
-	if got := percentiles(nil, 50); got[0] != 0 {
-		t.Fatalf("empty: %v", got)
+	if ds[0] != 100*time.Millisecond {
+		t.Error("Percentiles sorted its argument")
+	}
+	// Nearest rank: of 3 values, p50 is the 2nd and p95 the 3rd.
+	three := []time.Duration{1234567 * time.Nanosecond, 10 * time.Microsecond, 3 * time.Millisecond}
+	if got, want := Percentiles(three, 50, 95), []float64{1.23, 3}; !slices.Equal(got, want) {
+		t.Errorf("Percentiles = %v, want %v", got, want)
+	}
+	if got := Percentiles(nil, 50); !slices.Equal(got, []float64{0}) {
+		t.Errorf("Percentiles of nothing = %v, want [0]", got)
 	}
 }
 

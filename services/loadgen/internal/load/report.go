@@ -73,9 +73,9 @@ func (r *run) report(creates []time.Duration, start, sendEnd time.Time) *Report 
 	if span := r.lastSettle.Sub(r.firstNew).Seconds(); span > 0 {
 		rep.SettledPerSec = round(float64(rep.OrdersSettled) / span)
 	}
-	c := percentiles(creates, 50, 95, 99)
+	c := Percentiles(creates, 50, 95, 99)
 	rep.CreateP50Ms, rep.CreateP95Ms, rep.CreateP99Ms = c[0], c[1], c[2]
-	s := percentiles(r.settles, 50, 95, 99)
+	s := Percentiles(r.settles, 50, 95, 99)
 	rep.SettleP50Ms, rep.SettleP95Ms, rep.SettleP99Ms = s[0], s[1], s[2]
 	return rep
 }
@@ -158,8 +158,9 @@ func (r *run) check(ctx context.Context, rep *Report) {
 	}
 }
 
-// percentiles returns the nearest-rank percentiles of ds in milliseconds.
-func percentiles(ds []time.Duration, ps ...float64) []float64 {
+// Percentiles returns the nearest-rank percentiles of ds in milliseconds,
+// rounded to 0.01 ms; zeros when ds is empty. ds is left as it was.
+func Percentiles(ds []time.Duration, ps ...float64) []float64 {
 	out := make([]float64, len(ps))
 	if len(ds) == 0 {
 		return out
