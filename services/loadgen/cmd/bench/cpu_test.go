@@ -33,19 +33,49 @@ func TestMachineTicks(t *testing.T) {
 
 func TestCPUPerOrder(t *testing.T) {
 	before := cpuSample{procs: map[int]procTicks{
-		10: {"orders", 100},
-		20: {"postgres", 50},
-		21: {"postgres", 70}, // exits: its time is lost
+		10: {"orders", 100, 0, 0},
+		20: {"postgres", 50, 0, 0},
+		21: {"postgres", 70, 0, 0}, // exits: its time is lost
 	}, busy: 1000, idle: 1000}
 	after := cpuSample{procs: map[int]procTicks{
-		10: {"orders", 300},
-		20: {"postgres", 250},
-		22: {"postgres", 100}, // starts: counts whole
-		30: {"redis", 10},
+		10: {"orders", 300, 0, 0},
+		20: {"postgres", 250, 0, 0},
+		22: {"postgres", 100, 0, 0}, // starts: counts whole
+		30: {"redis", 10, 0, 0},
 	}, busy: 1900, idle: 1100}
 	got := cpuPerOrder(before, after, 500*time.Millisecond, 1000)
 	want := "5.10 without the load generator: postgres 3.00, orders 2.00, loadgen 0.50, redis 0.10 (machine busy 90%)"
 	if got != want {
 		t.Errorf("cpuPerOrder = %q\nwant          %q", got, want)
+	}
+}
+
+func TestWaitPerOrder(t *testing.T) {
+	before := cpuSample{procs: map[int]procTicks{
+		10: {"orders", 0, 1_000_000, 100},
+		20: {"postgres", 0, 5_000_000, 50},
+	}}
+	after := cpuSample{procs: map[int]procTicks{
+		10: {"orders", 0, 3_000_000, 120},  // waited 2 ms, ran 20 times
+		20: {"postgres", 0, 9_000_000, 60}, // 4 ms, 10 times
+		21: {"postgres", 0, 2_000_000, 10}, // started: 2 ms, 10 times
+	}}
+	got := waitPerOrder(before, after, 4)
+	want := "2.00: postgres 1.50, orders 0.50; 10 context switches"
+	if got != want {
+		t.Errorf("waitPerOrder = %q, want %q", got, want)
+	}
+}
+
+func TestSchedstat(t *testing.T) {
+	for line, want := range map[string][2]int64{
+		"7084584 2330161 3\n": {2330161, 3},
+		"":                    {0, 0},
+		"7084584 2330161":     {0, 0},
+		"7084584 x 3":         {0, 0},
+	} {
+		if w, r := schedstat(line); w != want[0] || r != want[1] {
+			t.Errorf("schedstat(%q) = %d, %d; want %d, %d", line, w, r, want[0], want[1])
+		}
 	}
 }

@@ -71,6 +71,7 @@ type settings struct {
 	jsonPath           string // BENCH_JSON: where the report goes as JSON too
 	previousPath       string // BENCH_PREVIOUS: an earlier report, printed beside this one
 	label              string // BENCH_LABEL: what this run measures, in its JSON report
+	gomaxprocs         string // BENCH_GOMAXPROCS: each service's GOMAXPROCS, "0" for Go's default
 	jwtSecret          string // the gateway's JWT_HS256_SECRET, fresh per run
 }
 
@@ -93,6 +94,7 @@ Environment:
   BENCH_PROFILE       a directory: save CPU profiles of orders, payments and gateway under full load (default: none)
   BENCH_JSON          a file: write the report there as JSON too (default: none)
   BENCH_LABEL         what this run measures (a change's name), kept in its JSON report (default: none)
+  BENCH_GOMAXPROCS    each service's GOMAXPROCS; 0 for Go's default, one per core (default "1": the chart sets it from each service's CPU limit, one core)
   BENCH_PREVIOUS      an earlier BENCH_JSON report, printed beside this one; "none" for none (default: the README's run, ` + readmeRun + `)
 
 Flat out, it also counts PostgreSQL's commits (pg_stat_database) and statements (pg_stat_statements,
@@ -129,6 +131,7 @@ func main() {
 		jsonPath:     os.Getenv("BENCH_JSON"),
 		previousPath: os.Getenv("BENCH_PREVIOUS"),
 		label:        os.Getenv("BENCH_LABEL"),
+		gomaxprocs:   cmp.Or(os.Getenv("BENCH_GOMAXPROCS"), "1"),
 	}
 	if v := os.Getenv("BENCH_WORKERS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -311,6 +314,12 @@ func (b *bench) startShop(ctx context.Context) error {
 	b.otlp = sink
 	// The services log at their default level (info), as deployed.
 	common := append([]string{"REDIS_URL=" + b.s.redisURL, "SHUTDOWN_TIMEOUT=10s"}, sink.env()...)
+	// As the chart deploys them: it sets GOMAXPROCS and GOMEMLIMIT from each
+	// container's limits, one core and 256 MiB.
+	common = append(common, "GOMEMLIMIT=256MiB")
+	if b.s.gomaxprocs != "0" {
+		common = append(common, "GOMAXPROCS="+b.s.gomaxprocs)
+	}
 	start := func(name string, env ...string) (*process, error) {
 		p, err := startProcess(ctx, name, filepath.Join(b.bin, name), append(slices.Clone(common), env...))
 		if p != nil {
@@ -393,12 +402,13 @@ func (b *bench) flatOut(ctx context.Context) error {
 		return err
 	}
 	b.flat = flat
-	perOrder := cpu(loadgenCPU, flat.OrdersSettled)
+	perOrder, wait := cpu(loadgenCPU, flat.OrdersSettled)
 	b.add("shop: settled orders/s (flat out)", "%.0f", flat.SettledPerSec)
 	b.add("ratio settled/reference", "%.2f (goal ≥ 0.35)", flat.SettledPerSec/b.refTPS)
 	b.latency("flat out:", flat)
 	if perOrder != "" {
 		b.add("flat out: CPU per settled order, ms", "%s", perOrder)
+		b.add("flat out: waiting for a core per settled order, ms", "%s", wait)
 	}
 	b.add("RSS MiB orders/payments/gateway (first 5s → end)", "%s", rss())
 	pgAfter, err := b.pgSample(ctx)
@@ -410,13 +420,18 @@ func (b *bench) flatOut(ctx context.Context) error {
 	b.add("flat out: spans exported per settled order", "%.1f", float64(b.otlp.spans.Load()-spansBefore)/float64(max(1, flat.OrdersSettled)))
 	pg := pgWork(pgBefore, pgAfter, flat.OrdersSettled, 12)
 	b.pgFlat = &pg
-	b.add("flat out: PostgreSQL commits per settled order", "%.2f (%s; rollbacks %.2f)", pg.Commits, byDB(pg.CommitsBy, "shop_bench_"), pg.Rollbacks)
-	if pg.Statements != nil {
-		b.add("flat out: statements (round trips) per settled order", "%.2f (%s)", *pg.Statements, byDB(pg.StatementsBy, "shop_bench_"))
-	} else {
-		b.add("flat out: statements (round trips) per settled order", "%s", pgssNotLoaded)
-	}
+	b.addPG("flat out:", pg)
 	return nil
+}
+
+// addPG adds the rows of PostgreSQL's work per settled order.
+func (b *bench) addPG(label string, pg pgPerOrder) {
+	b.add(label+" PostgreSQL commits per settled order", "%.2f (%s; rollbacks %.2f)", pg.Commits, byDB(pg.CommitsBy, "shop_bench_"), pg.Rollbacks)
+	if pg.Statements != nil {
+		b.add(label+" statements (round trips) per settled order", "%.2f (%s)", *pg.Statements, byDB(pg.StatementsBy, "shop_bench_"))
+	} else {
+		b.add(label+" statements (round trips) per settled order", "%s", pgssNotLoaded)
+	}
 }
 
 // halfLoad measures latency at half the flat-out throughput.
@@ -434,13 +449,29 @@ func (b *bench) halfLoad(ctx context.Context) error {
 		return err
 	}
 	defer release()
+	pgBefore, err := b.pgSample(ctx)
+	if err != nil {
+		return err
+	}
 	since := time.Now().Add(-time.Second)
-	rep, _, err := b.loadgen(ctx, "-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*b.s.workers))
+	cpu := startCPU(b.orders, b.payments, b.gateway)
+	rep, loadgenCPU, err := b.loadgen(ctx, "-rate", strconv.FormatFloat(half, 'f', 0, 64), "-workers", strconv.Itoa(4*b.s.workers))
 	if err != nil {
 		return err
 	}
 	b.add("half load: rate orders/s", "%.0f (settled %.0f/s)", half, rep.SettledPerSec)
 	b.latency("half load:", rep)
+	if perOrder, wait := cpu(loadgenCPU, rep.OrdersSettled); perOrder != "" {
+		b.add("half load: CPU per settled order, ms", "%s", perOrder)
+		b.add("half load: waiting for a core per settled order, ms", "%s", wait)
+	}
+	// Fewer orders per second make smaller batches: each order then carries
+	// more of the statements and commits that a batch costs whatever its size.
+	pgAfter, err := b.pgSample(ctx)
+	if err != nil {
+		return err
+	}
+	b.addPG("half load:", pgWork(pgBefore, pgAfter, rep.OrdersSettled, 0))
 	bud, err := b.readHops(ctx, rdb, since, rep)
 	if err != nil {
 		return err
@@ -882,20 +913,25 @@ type cpuSample struct {
 type procTicks struct {
 	group string
 	ticks int64
+	// waitNs is how long the process's threads were ready to run but
+	// waited for a core (the run queue), and runs how many times one was
+	// put on a core, from /proc/<pid>/task/*/schedstat.
+	waitNs, runs int64
 }
 
 // startCPU samples the CPU time of the services, of every postgres and
 // redis-server process and of the machine; the returned function samples
-// again and formats the difference per settled order with cpuPerOrder. Both
-// are empty without /proc.
-func startCPU(services ...*process) func(loadgen time.Duration, settled int64) string {
+// again and formats the difference per settled order with cpuPerOrder, and
+// the time those processes waited for a core with waitPerOrder. Both are
+// empty without /proc.
+func startCPU(services ...*process) func(loadgen time.Duration, settled int64) (cpu, wait string) {
 	before, ok := sampleCPU(services)
-	return func(loadgen time.Duration, settled int64) string {
+	return func(loadgen time.Duration, settled int64) (string, string) {
 		after, ok2 := sampleCPU(services)
 		if !ok || !ok2 || settled == 0 {
-			return ""
+			return "", ""
 		}
-		return cpuPerOrder(before, after, loadgen, settled)
+		return cpuPerOrder(before, after, loadgen, settled), waitPerOrder(before, after, settled)
 	}
 }
 
@@ -912,7 +948,8 @@ func sampleCPU(services []*process) (cpuSample, bool) {
 	add := func(pid int, group string) {
 		if data, err := readProc(pid, "stat"); err == nil {
 			if t, err := statTicks(string(data)); err == nil {
-				s.procs[pid] = procTicks{group, t}
+				wait, runs := runQueue(pid)
+				s.procs[pid] = procTicks{group, t, wait, runs}
 			}
 		}
 	}
@@ -958,6 +995,60 @@ func cpuPerOrder(before, after cpuSample, loadgen time.Duration, settled int64) 
 	}
 	busy, idle := after.busy-before.busy, after.idle-before.idle
 	return fmt.Sprintf("%.2f without the load generator: %s (machine busy %.0f%%)", shop, strings.Join(parts, ", "), 100*float64(busy)/float64(max(1, busy+idle)))
+}
+
+// waitPerOrder is the milliseconds per settled order that each group's
+// processes were ready to run but waited for a core, between two samples,
+// highest first, and how many times per order their threads were put on a
+// core (each a context switch). On a machine whose cores the database,
+// Redis, the three services and the load generator share, this is where
+// latency goes that no span shows: each step of an order wakes a process,
+// which then queues for a core behind the others.
+func waitPerOrder(before, after cpuSample, settled int64) string {
+	ms, runs := map[string]float64{}, 0.0
+	for pid, a := range after.procs {
+		ms[a.group] += float64(a.waitNs-before.procs[pid].waitNs) / 1e6
+		runs += float64(a.runs - before.procs[pid].runs)
+	}
+	groups := slices.SortedFunc(maps.Keys(ms), func(a, b string) int { return cmp.Compare(ms[b], ms[a]) })
+	var parts []string
+	total := 0.0
+	for _, g := range groups {
+		parts = append(parts, fmt.Sprintf("%s %.2f", g, ms[g]/float64(settled)))
+		total += ms[g] / float64(settled)
+	}
+	return fmt.Sprintf("%.2f: %s; %.0f context switches", total, strings.Join(parts, ", "), runs/float64(settled))
+}
+
+// runQueue is how long all of pid's threads have waited on a run queue, in
+// nanoseconds, and how many times they were put on a core: the second and
+// third fields of each /proc/<pid>/task/<tid>/schedstat; 0 where the kernel
+// keeps no schedstats. Threads that exited are not counted.
+func runQueue(pid int) (waitNs, runs int64) {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err == nil {
+			w, r := schedstat(string(data))
+			waitNs, runs = waitNs+w, runs+r
+		}
+	}
+	return waitNs, runs
+}
+
+// schedstat is the run-queue wait and the number of runs in a schedstat
+// line ("<on cpu ns> <waiting ns> <runs>"), 0 and 0 if the line is not one.
+func schedstat(line string) (waitNs, runs int64) {
+	f := strings.Fields(line)
+	if len(f) < 3 {
+		return 0, 0
+	}
+	waitNs, err1 := strconv.ParseInt(f[1], 10, 64)
+	runs, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0
+	}
+	return waitNs, runs
 }
 
 // statTicks is utime+stime from a /proc/<pid>/stat line. The command name
