@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -379,4 +380,73 @@ func TestFailedBatchCommitAcknowledgesNothing(t *testing.T) {
 			})
 		}
 	}
+}
+
+// commandCounter counts the Redis commands a client sends, alone and in
+// pipelines, by name.
+type commandCounter struct {
+	mu           sync.Mutex
+	alone, piped map[string]int
+}
+
+func countCommands(c redis.UniversalClient) *commandCounter {
+	h := &commandCounter{alone: map[string]int{}, piped: map[string]int{}}
+	c.AddHook(h)
+	return h
+}
+
+func (h *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.alone[cmd.Name()]++
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.mu.Lock()
+		for _, cmd := range cmds {
+			h.piped[cmd.Name()]++
+		}
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (h *commandCounter) counts(name string) (alone, piped int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.alone[name], h.piped[name]
+}
+
+// While entries wait, the ack of each batch goes to Redis in one round trip
+// with the read of the next, never on its own: three batches waiting cost
+// three such round trips and one read, and every entry ends acknowledged.
+func TestAcksGoWithTheNextRead(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		for range 30 {
+			e.publish(t, messaging.Message{})
+		}
+		counter := countCommands(e.Client)
+		h := &batchRecorder{}
+		cfg := e.fast("c")
+		cfg.Batch = 10
+		stop := run(t, stream.NewConsumer(e.DB, e.Client, cfg, h.handle))
+		e.settled(t)
+		stop()
+
+		if got := h.sizes(); !slices.Equal(got, []int{10, 10, 10}) {
+			t.Fatalf("batch sizes %v, want three of 10", got)
+		}
+		if alone, piped := counter.counts("xack"); alone != 0 || piped != 3 {
+			t.Errorf("XACK sent %d times alone and %d times in a pipeline, want 0 and 3 (one per batch, each with the next read)", alone, piped)
+		}
+		if _, piped := counter.counts("xreadgroup"); piped != 3 {
+			t.Errorf("XREADGROUP sent %d times with an ack, want 3", piped)
+		}
+	})
 }

@@ -188,6 +188,10 @@ type Consumer struct {
 	// afterCommit is a test hook: it runs between a handler's commit and
 	// the ack, and an error skips the ack, as a crash there would.
 	afterCommit func(entryID string) error
+
+	// unacked are entries whose effect committed, to be acknowledged with
+	// the next read (see next) or by flushAcks.
+	unacked []string
 }
 
 // NewConsumer returns a consumer that runs h for each message of cfg.Stream.
@@ -233,6 +237,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		backoff.Reset()
 	}
+	c.flushAcks(context.WithoutCancel(ctx))
 	return nil
 }
 
@@ -241,6 +246,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) step(ctx context.Context) error {
 	if len(c.held) > 0 {
 		c.retryHeld(ctx)
+		c.flushAcks(ctx)
 		return nil
 	}
 	if !c.groupReady {
@@ -279,24 +285,63 @@ func (c *Consumer) checkGroup(err error) error {
 
 // read takes new entries and processes them.
 func (c *Consumer) read(ctx context.Context) error {
-	streams, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+	entries, err := c.next(ctx)
+	if err != nil {
+		return err
+	}
+	return failedError(c.processBatch(ctx, entries))
+}
+
+// next reads new entries. The acknowledgements of what committed since the
+// last read go with it, in one round trip with a read that does not wait;
+// only if that finds nothing does a second read wait up to Block. Under
+// load, when entries are waiting, each batch then costs one round trip to
+// Redis for its ack and the next batch instead of two.
+func (c *Consumer) next(ctx context.Context) ([]redis.XMessage, error) {
+	args := &redis.XReadGroupArgs{
 		Group:    c.cfg.Group,
 		Consumer: c.cfg.Name,
 		Streams:  []string{c.cfg.Stream, ">"},
 		Count:    int64(c.cfg.Batch),
 		Block:    c.cfg.Block,
-	}).Result()
+	}
+	if len(c.unacked) > 0 {
+		ids := c.unacked
+		c.unacked = nil
+		// Neither command waits, so the round trip is seen through even
+		// when ctx ends: the acks must not be lost to it.
+		detached := context.WithoutCancel(ctx)
+		pipe := c.rdb.Pipeline()
+		ack := pipe.XAck(detached, c.cfg.Stream, c.cfg.Group, ids...)
+		ready := *args
+		ready.Block = -1 // no BLOCK: answer at once
+		read := pipe.XReadGroup(detached, &ready)
+		_, _ = pipe.Exec(detached) // each command's error is its own
+		if err := ack.Err(); err != nil {
+			c.ackFailed(ctx, ids, err)
+		}
+		entries, err := streamEntries(read.Result())
+		if err != nil || len(entries) > 0 || ctx.Err() != nil {
+			return entries, err
+		}
+	}
+	return streamEntries(c.rdb.XReadGroup(ctx, args).Result())
+}
+
+// streamEntries are the entries of an XREADGROUP answer; none when the
+// read timed out (redis.Nil).
+func streamEntries(streams []redis.XStream, err error) ([]redis.XMessage, error) {
 	if errors.Is(err, redis.Nil) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read group: %w", err)
+		return nil, fmt.Errorf("read group: %w", err)
 	}
 	var entries []redis.XMessage
 	for _, s := range streams {
 		entries = append(entries, s.Messages...)
 	}
-	return failedError(c.processBatch(ctx, entries))
+	return entries, nil
 }
 
 // processBatch applies newly delivered entries in one transaction, commits
@@ -570,15 +615,28 @@ func (c *Consumer) runHandler(ctx context.Context, tx bun.Tx, batch []Delivery) 
 	return c.handler(ctx, tx, batch)
 }
 
-// ack acknowledges entries whose effect committed. If the ack fails the
-// entries are reclaimed later, and the inbox absorbs the second delivery.
-func (c *Consumer) ack(ctx context.Context, ids ...string) {
-	if len(ids) == 0 {
+// ack notes entries whose effect committed, for the next read to
+// acknowledge (or flushAcks, when no read follows at once). If the ack
+// fails, or the process stops before it is sent, the entries are reclaimed
+// later, and the inbox absorbs the second delivery.
+func (c *Consumer) ack(_ context.Context, ids ...string) {
+	c.unacked = append(c.unacked, ids...)
+}
+
+// flushAcks acknowledges the entries ack noted, on their own.
+func (c *Consumer) flushAcks(ctx context.Context) {
+	if len(c.unacked) == 0 {
 		return
 	}
+	ids := c.unacked
+	c.unacked = nil
 	if err := c.rdb.XAck(ctx, c.cfg.Stream, c.cfg.Group, ids...).Err(); err != nil {
-		c.log.WarnContext(ctx, "ack committed messages", "entry_ids", ids, "error", err)
+		c.ackFailed(ctx, ids, err)
 	}
+}
+
+func (c *Consumer) ackFailed(ctx context.Context, ids []string, err error) {
+	c.log.WarnContext(ctx, "ack committed messages", "entry_ids", ids, "error", err)
 }
 
 // deadLetter copies an entry to the dead-letter stream with why it failed,
