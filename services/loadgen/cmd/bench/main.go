@@ -7,16 +7,12 @@
 // throughput, the same run on a database of 1,000,000 orders with a
 // 100,000-row outbox, and the relay and consumer micro-benchmarks.
 //
-// Environment: BENCH_DATABASE_URL (an administrative connection; default
-// postgres://postgres:postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
-// (flushed; default redis://127.0.0.1:6379/14), BENCH_WORKERS (8),
-// BENCH_DURATION (20s per load run), BENCH_SCALE (1: run the 1M-orders
-// scenario), BENCH_MICRO (1: run the micro-benchmarks), BENCH_PROFILE (a
-// directory: save 10s CPU profiles of orders and payments under full load),
-// BENCH_JSON (a file: the report as JSON too).
-// Flat out, it counts PostgreSQL's commits and statements per settled
-// order (pgstats.go); at half load, it splits create → settled into hops
-// (hops.go).
+// Its environment is listed by usage (bench -h). Flat out and at half
+// load, it counts PostgreSQL's commits and statements per settled order
+// (pgstats.go), and the CPU time and the time waiting for a core of every
+// process involved, from /proc; at half load, it also splits create →
+// settled into hops (hops.go). The services run with the GOMAXPROCS and
+// GOMEMLIMIT the chart gives them.
 // The gateway authenticates with a fresh JWT_HS256_SECRET, which loadgen
 // gets as -jwt-secret; its rate limit is set far above the load, so that it
 // costs what it costs without capping the numbers.
