@@ -246,7 +246,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) step(ctx context.Context) error {
 	if len(c.held) > 0 {
 		c.retryHeld(ctx)
-		c.flushAcks(ctx)
+		c.flushAcks(context.WithoutCancel(ctx))
 		return nil
 	}
 	if !c.groupReady {
