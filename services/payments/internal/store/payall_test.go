@@ -83,12 +83,7 @@ func TestPayAllMixedBatchInTwoStatements(t *testing.T) {
 		ctx := context.Background()
 		s := store.New(db)
 		for user, balance := range map[int64]money.Positive{1: 1_000, 2: 100} {
-			if _, err := s.Create(ctx, user); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.TopUp(ctx, user, balance); err != nil {
-				t.Fatal(err)
-			}
+			fund(t, s, user, balance)
 		}
 		decided := payment.Request{OrderID: uuid.New(), UserID: 2, Amount: 500} // declined before
 		payAll(t, db, s, decided)

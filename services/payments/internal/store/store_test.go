@@ -127,6 +127,18 @@ func TestConcurrentCreateOneWins(t *testing.T) {
 	})
 }
 
+// fund opens user's account with balance.
+func fund(t *testing.T, s *store.Store, user int64, balance money.Positive) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Create(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TopUp(ctx, user, balance); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func pay(t *testing.T, db *bun.DB, s *store.Store, req payment.Request) (payment.Result, bool) {
 	t.Helper()
 	o := payAll(t, db, s, req)[0]
@@ -151,12 +163,7 @@ func TestPay(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		s := store.New(db)
-		if _, err := s.Create(ctx, 1); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.TopUp(ctx, 1, 10_000); err != nil {
-			t.Fatal(err)
-		}
+		fund(t, s, 1, 10_000)
 		paid := payment.Request{OrderID: uuid.New(), UserID: 1, Amount: 3_000}
 		res, existing := pay(t, db, s, paid)
 		if res.Status != payment.Finished || existing {
@@ -203,12 +210,7 @@ func TestPayAllDecidesInOrder(t *testing.T) {
 		ctx := context.Background()
 		s := store.New(db)
 		for user, balance := range map[int64]money.Positive{1: 10_000, 3: 500} {
-			if _, err := s.Create(ctx, user); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.TopUp(ctx, user, balance); err != nil {
-				t.Fatal(err)
-			}
+			fund(t, s, user, balance)
 		}
 		before := payment.Request{OrderID: uuid.New(), UserID: 3, Amount: 200}
 		pay(t, db, s, before)

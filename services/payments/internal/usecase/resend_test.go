@@ -20,6 +20,7 @@ import (
 	"shop/services/payments/internal/usecase"
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
+	"shop/services/platform/money"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
 	"shop/services/platform/telemetry"
@@ -34,13 +35,7 @@ import (
 func TestARequestForADecidedOrderResendsTheRecordedResult(t *testing.T) {
 	dbtest.Each(t, store.Migrations, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		st := store.New(db)
-		if _, err := st.Create(ctx, 3); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.TopUp(ctx, 3, 1000); err != nil {
-			t.Fatal(err)
-		}
+		st := funded(t, db, 3, 1000)
 		var logs bytes.Buffer
 		rec := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -139,6 +134,21 @@ func resultsIn(t *testing.T, db *bun.DB) []sentResult {
 		}
 	}
 	return out
+}
+
+// funded is the store of db with user's account opened and topped up by
+// amount.
+func funded(t *testing.T, db *bun.DB, user int64, amount money.Positive) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st := store.New(db)
+	if _, err := st.Create(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.TopUp(ctx, user, amount); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func count(t *testing.T, db *bun.DB, table string) int64 {

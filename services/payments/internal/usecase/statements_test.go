@@ -27,13 +27,7 @@ import (
 func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
 	db := dbtest.Open(t, dbtest.Postgres, store.Migrations)
 	ctx := context.Background()
-	st := store.New(db)
-	if _, err := st.Create(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.TopUp(ctx, 3, 1000); err != nil {
-		t.Fatal(err)
-	}
+	st := funded(t, db, 3, 1000)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	p := usecase.New(usecase.Deps{DB: db, Accounts: st, Ledger: st, Outbox: outbox.New(db, outbox.Config{Telemetry: telemetry.Providers{Tracer: tp}})},
