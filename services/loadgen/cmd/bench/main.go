@@ -93,9 +93,11 @@ Environment:
   BENCH_GOMAXPROCS    each service's GOMAXPROCS; 0 for Go's default, one per core (default "1": the chart sets it from each service's CPU limit, one core)
   BENCH_PREVIOUS      an earlier BENCH_JSON report, printed beside this one; "none" for none (default: the README's run, ` + readmeRun + `)
 
-Flat out, it also counts PostgreSQL's commits (pg_stat_database) and statements (pg_stat_statements,
-when shared_preload_libraries loads it) per settled order; at half load, it splits create → settled
-into hops from the timestamps the shop records (order row, stream entry ids, payment row, order update).
+Flat out and at half load, it also counts PostgreSQL's commits (pg_stat_database) and statements
+(pg_stat_statements, when shared_preload_libraries loads it) per settled order, and how long the
+processes waited for a core and how often they were switched in (/proc/<pid>/task/*/schedstat); at
+half load, it splits create → settled into hops from the timestamps the shop records (order row,
+stream entry ids, payment row, order update).
 `
 
 func main() {
