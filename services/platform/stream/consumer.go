@@ -386,7 +386,7 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		}
 		ids = append(ids, entry.ID)
 	}
-	c.ack(ctx, ids...)
+	c.ack(ids...)
 	return 0
 }
 
@@ -520,7 +520,7 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) e
 		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
 			return nil
 		}
-		c.ack(ctx, entry.ID)
+		c.ack(entry.ID)
 	case IsPermanent(err):
 		c.deadLetter(ctx, entry, n, err.Error())
 	case transient.Is(err):
@@ -619,7 +619,7 @@ func (c *Consumer) runHandler(ctx context.Context, tx bun.Tx, batch []Delivery) 
 // acknowledge (or flushAcks, when no read follows at once). If the ack
 // fails, or the process stops before it is sent, the entries are reclaimed
 // later, and the inbox absorbs the second delivery.
-func (c *Consumer) ack(_ context.Context, ids ...string) {
+func (c *Consumer) ack(ids ...string) {
 	c.unacked = append(c.unacked, ids...)
 }
 
