@@ -45,7 +45,7 @@ func TestDLQReplayOfARealDeadLetter(t *testing.T) {
 	broken.Store(true)
 	var mu sync.Mutex
 	applied := map[uuid.UUID]int{}
-	handler := func(_ context.Context, _ bun.Tx, batch []stream.Delivery) error {
+	handler := func(_ context.Context, _ bun.IDB, batch []stream.Delivery) error {
 		for _, d := range batch {
 			if broken.Load() {
 				return stream.Permanent(fmt.Errorf("order of %s not found", d.Message.ID))

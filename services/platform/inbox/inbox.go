@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 
 	"shop/services/platform/database"
@@ -64,15 +65,44 @@ type Entry struct {
 // and reports for each whether it is new: false for one processed before,
 // and for a repeat of an id earlier in entries.
 func RecordAll(ctx context.Context, tx bun.IDB, entries []Entry) (fresh []bool, err error) {
-	fresh = make([]bool, len(entries))
 	if len(entries) == 0 {
-		return fresh, nil
+		return make([]bool, 0), nil
 	}
-	now := time.Now().UTC()
-	inserted, err := insert(ctx, tx, entries, now)
+	inserted, err := insert(ctx, tx, entries, time.Now().UTC())
 	if err != nil {
 		return nil, fmt.Errorf("record %d messages: %w", len(entries), err)
 	}
+	return freshOf(entries, inserted), nil
+}
+
+// Recording is RecordAll as the statement that opens a transaction on
+// PostgreSQL (database.RunInTxOpening), which sends it with BEGIN. Once
+// the statement has run, fresh reports what RecordAll would; entries must
+// not be empty.
+func Recording(entries []Entry) (open database.Opening, fresh func() []bool) {
+	ids, types := columns(entries)
+	var inserted []uuid.UUID
+	open = database.Opening{
+		Statement: recordStatement,
+		Args:      []any{ids, types, time.Now().UTC()},
+		Rows: func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id uuid.UUID
+				if err := rows.Scan(&id); err != nil {
+					return fmt.Errorf("record %d messages: %w", len(entries), err)
+				}
+				inserted = append(inserted, id)
+			}
+			return rows.Err()
+		},
+	}
+	return open, func() []bool { return freshOf(entries, inserted) }
+}
+
+// freshOf reports for each of entries whether its id is among inserted,
+// and not a repeat of an id earlier in entries.
+func freshOf(entries []Entry, inserted []uuid.UUID) []bool {
+	fresh := make([]bool, len(entries))
 	added := make(map[uuid.UUID]bool, len(inserted))
 	for _, id := range inserted {
 		added[id] = true
@@ -81,7 +111,17 @@ func RecordAll(ctx context.Context, tx bun.IDB, entries []Entry) (fresh []bool, 
 		fresh[i] = added[e.ID]
 		delete(added, e.ID) // a repeat within entries is a duplicate
 	}
-	return fresh, nil
+	return fresh
+}
+
+// columns are the ids and the types of entries, as recordStatement takes
+// them.
+func columns(entries []Entry) (ids []uuid.UUID, types []string) {
+	ids, types = make([]uuid.UUID, len(entries)), make([]string, len(entries))
+	for i, e := range entries {
+		ids[i], types[i] = e.ID, e.Type
+	}
+	return ids, types
 }
 
 // recordStatement is RecordAll's insert on PostgreSQL, prepared: one text
@@ -106,11 +146,7 @@ func insert(ctx context.Context, tx bun.IDB, entries []Entry, now time.Time) ([]
 			Exec(ctx, &inserted)
 		return inserted, err
 	}
-	ids := make([]uuid.UUID, len(entries))
-	types := make([]string, len(entries))
-	for i, e := range entries {
-		ids[i], types[i] = e.ID, e.Type
-	}
+	ids, types := columns(entries)
 	rows, err := recordStatement.Query(ctx, tx, ids, types, now)
 	if err != nil {
 		return nil, err

@@ -237,11 +237,9 @@ func (r *Relay) publish(ctx context.Context, look bool) (int, error) {
 	ctx, cancel := detach(ctx, batchTimeout)
 	defer cancel()
 	var rows []Row
-	err := r.outbox.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		rows, err = r.claim(ctx, tx)
-		if err != nil || len(rows) == 0 {
-			return err
+	publish := func(ctx context.Context) error {
+		if len(rows) == 0 {
+			return nil
 		}
 		if err := r.xadd(ctx, rows); err != nil {
 			return err
@@ -250,7 +248,22 @@ func (r *Relay) publish(ctx context.Context, look bool) (int, error) {
 			return r.beforeCommit()
 		}
 		return nil
-	})
+	}
+	var err error
+	if database.IsPostgres(r.outbox.db) {
+		// The claim goes with BEGIN, saving a round trip per batch.
+		err = database.RunInTxOpening(ctx, r.outbox.db, r.claiming(&rows), func(ctx context.Context, _ bun.IDB) error {
+			return publish(ctx)
+		})
+	} else {
+		err = r.outbox.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			if rows, err = r.claim(ctx, tx); err != nil {
+				return err
+			}
+			return publish(ctx)
+		})
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -271,31 +284,55 @@ func detach(ctx context.Context, timeout time.Duration) (context.Context, contex
 }
 
 // claim marks the oldest unpublished rows published, with one statement,
-// and returns them in id order; the marks hold only if tx commits. SKIP
-// LOCKED lets concurrent relays each take different rows; SQLite needs no
-// lock clause because its transactions (BEGIN IMMEDIATE) hold the only
-// write lock.
+// and returns them in id order; the marks hold only if tx commits. On
+// SQLite no lock clause is needed: its transactions (BEGIN IMMEDIATE) hold
+// the only write lock. PostgreSQL's claim is claiming.
 func (r *Relay) claim(ctx context.Context, tx bun.Tx) ([]Row, error) {
 	var rows []Row
-	var err error
-	if database.IsPostgres(tx) {
-		err = claimStatement.Scan(ctx, tx, &rows, time.Now().UTC(), r.opts.Batch)
-	} else {
-		oldest := tx.NewSelect().Model((*Row)(nil)).Column("id").
-			Where("published_at IS NULL").
-			OrderExpr("id").
-			Limit(int64(r.opts.Batch))
-		_, err = tx.NewUpdate().Model((*Row)(nil)).
-			Set("published_at = ?", time.Now().UTC()).
-			Where("id IN (?)", oldest).
-			Returning("*").
-			Exec(ctx, &rows)
-	}
+	oldest := tx.NewSelect().Model((*Row)(nil)).Column("id").
+		Where("published_at IS NULL").
+		OrderExpr("id").
+		Limit(int64(r.opts.Batch))
+	_, err := tx.NewUpdate().Model((*Row)(nil)).
+		Set("published_at = ?", time.Now().UTC()).
+		Where("id IN (?)", oldest).
+		Returning("*").
+		Exec(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox rows: %w", err)
 	}
-	slices.SortFunc(rows, func(a, b Row) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	sortRows(rows)
 	return rows, nil
+}
+
+// claiming is claim on PostgreSQL, as the statement that opens the
+// relay's transaction: it claims with claimStatement and puts the rows in
+// *rows, in id order. SKIP LOCKED lets concurrent relays each take
+// different rows.
+func (r *Relay) claiming(rows *[]Row) database.Opening {
+	return database.Opening{
+		Statement: claimStatement,
+		Args:      []any{time.Now().UTC(), r.opts.Batch},
+		Rows: func(pgRows pgx.Rows) error {
+			for pgRows.Next() {
+				var row Row
+				if err := pgRows.Scan(&row.ID, &row.Stream, &row.Type, &row.Payload,
+					&row.Traceparent, &row.Tracestate, &row.OccurredAt, &row.PublishedAt); err != nil {
+					return fmt.Errorf("claim outbox rows: %w", err)
+				}
+				*rows = append(*rows, row)
+			}
+			if err := pgRows.Err(); err != nil {
+				return fmt.Errorf("claim outbox rows: %w", err)
+			}
+			sortRows(*rows)
+			return nil
+		},
+	}
+}
+
+func sortRows(rows []Row) {
+	slices.SortFunc(rows, func(a, b Row) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 }
 
 // pendingStatement is pending on PostgreSQL, prepared. Its LIMIT is a
@@ -320,7 +357,7 @@ func (r *Relay) pending(ctx context.Context) (bool, error) {
 var claimStatement = database.NewStatement("UPDATE", "outbox", `UPDATE outbox SET published_at = $1
 WHERE id = ANY (ARRAY (
 	SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED))
-RETURNING *`)
+RETURNING id, stream, type, payload, traceparent, tracestate, occurred_at, published_at`)
 
 // xadd appends rows to their streams in one round trip, each under a publish
 // span that continues the trace stored with the row; the entry carries the

@@ -220,6 +220,36 @@ func TestIdleRelayOpensNoTransaction(t *testing.T) {
 	})
 }
 
+// On PostgreSQL the claim goes to the server with BEGIN: a batch takes two
+// round trips, the claim and, once the rows are on their streams, the
+// commit.
+func TestRelayClaimGoesWithBegin(t *testing.T) {
+	_, url := mt.Postgres(t)
+	db := dbtest.OpenURL(t, url)
+	b := mt.Miniredis(t)
+	o := outbox.New(db, outbox.Config{})
+	s := b.Stream(t)
+	add(t, context.Background(), o, s, 3)
+	r := outbox.NewRelay(o, b.Client, outbox.RelayConfig{})
+	for round, want := range []int{3, 0} {
+		stmts := dbtest.Count(t, db)
+		n, err := r.PublishBatch(context.Background())
+		if err != nil || n != want {
+			t.Fatalf("round %d: published %d (%v), want %d", round, n, err, want)
+		}
+		trips := []string{"SELECT", "BEGIN+UPDATE", "COMMIT"}
+		if want == 0 {
+			trips = trips[:1] // nothing waits: no transaction
+		}
+		if got := stmts.All(); !slices.Equal(got, trips) {
+			t.Errorf("round %d: round trips %v, want %v", round, got, trips)
+		}
+	}
+	if n := streamLen(b.Client, s); n != 3 {
+		t.Fatalf("%d entries on the stream, want 3", n)
+	}
+}
+
 // queryCounter counts the transactions a database runs through Bun, and
 // the relay's reads of whether rows wait.
 type queryCounter struct{ begins, looks atomic.Int64 }
@@ -394,7 +424,7 @@ func TestRelayCrashBeforeMarkPublishesAgainAndInboxAbsorbs(t *testing.T) {
 				}
 
 				c := stream.NewConsumer(d.DB, b.Client, stream.ConsumerConfig{Stream: s, Group: "g", Name: "c", Block: 50 * time.Millisecond},
-					func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+					func(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 						for _, d := range batch {
 							if _, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", d.ID.String()); err != nil {
 								return err

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
 	mt "shop/services/platform/messaging/messagingtest"
 	"shop/services/platform/stream"
@@ -34,7 +35,7 @@ type batchRecorder struct {
 	check func([]stream.Delivery) error
 }
 
-func (r *batchRecorder) handle(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+func (r *batchRecorder) handle(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 	r.mu.Lock()
 	r.calls = append(r.calls, slices.Clone(batch))
 	r.mu.Unlock()
@@ -322,7 +323,7 @@ func TestFailedBatchCommitAcknowledgesNothing(t *testing.T) {
 				}
 				h := &batchRecorder{}
 				var statementErrors atomic.Int32
-				handle := func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+				handle := func(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 					err := h.handle(ctx, tx, batch)
 					for _, d := range batch {
 						if err == nil {
@@ -449,4 +450,28 @@ func TestAcksGoWithTheNextRead(t *testing.T) {
 			t.Errorf("XREADGROUP sent %d times with an ack, want 3", piped)
 		}
 	})
+}
+
+// On PostgreSQL a batch's inbox records go to the server with BEGIN: the
+// consumer adds two round trips to its handler's, the records and the
+// commit.
+func TestInboxGoesWithBegin(t *testing.T) {
+	_, url := mt.Postgres(t, effects)
+	b := mt.Miniredis(t)
+	e := env{mt.Database{Name: "postgres", DB: dbtest.OpenURL(t, url), URL: url}, b, b.Stream(t)}
+	for range 3 {
+		e.publish(t, messaging.Message{})
+	}
+	stmts := dbtest.Count(t, e.DB)
+	h := &batchRecorder{}
+	stop := run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), h.handle))
+	e.settled(t)
+	stop()
+	if got := h.sizes(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("batch sizes %v, want one of 3", got)
+	}
+	want := []string{"BEGIN+INSERT", "INSERT", "INSERT", "INSERT", "COMMIT"}
+	if got := stmts.All(); !slices.Equal(got, want) {
+		t.Errorf("round trips %v, want %v", got, want)
+	}
 }

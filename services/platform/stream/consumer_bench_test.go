@@ -176,7 +176,7 @@ type effectRow struct {
 
 // recordAll is record for a whole batch, in one statement, as the services'
 // handlers apply theirs.
-func recordAll(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+func recordAll(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 	rows := make([]effectRow, len(batch))
 	for i, d := range batch {
 		rows[i].MessageID = d.ID.String()

@@ -81,7 +81,7 @@ func (e env) publish(t *testing.T, msg messaging.Message) (messaging.Message, st
 }
 
 // record is a handler that writes the message's effect.
-func record(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+func record(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 	_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.ID.String())
 	return err
 }
@@ -174,7 +174,7 @@ func TestFailedHandlerLeavesEntryPendingForRedelivery(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		var calls atomic.Int32
 		retry := make(chan struct{})
-		h := func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		h := func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			if err := record(ctx, tx, msg); err != nil {
 				return err
 			}
@@ -239,7 +239,7 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 		}
 
 		var calls atomic.Int32
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("b"), stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("b"), stream.Each(func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			calls.Add(1)
 			return record(ctx, tx, msg)
 		})))
@@ -260,7 +260,7 @@ func TestDeadLetterAfterMaxDeliveries(t *testing.T) {
 		cfg.MaxDeliveries = 3
 		cfg.ClaimIdle = 30 * time.Millisecond
 		m, id := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(context.Context, bun.IDB, messaging.Message) error {
 			calls.Add(1)
 			return errors.New("boom")
 		})))
@@ -289,7 +289,7 @@ func TestDeadLetterWhenDeliveriesExceeded(t *testing.T) {
 			t.Fatal(err)
 		}
 		var calls atomic.Int32
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(context.Context, bun.IDB, messaging.Message) error {
 			calls.Add(1)
 			return nil
 		})))
@@ -330,7 +330,7 @@ func TestMalformedEntryIsDeadLettered(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		id := e.Client.XAdd(context.Background(), &redis.XAddArgs{Stream: e.stream, Values: map[string]any{"id": "nope", "payload": "{"}}).Val()
 		var calls atomic.Int32
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(context.Context, bun.IDB, messaging.Message) error {
 			calls.Add(1)
 			return nil
 		})))
@@ -351,7 +351,7 @@ func TestMalformedEntryIsDeadLettered(t *testing.T) {
 func TestPermanentErrorIsDeadLetteredAtOnce(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		m, _ := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			if err := record(ctx, tx, msg); err != nil {
 				return err
 			}
@@ -375,7 +375,7 @@ func TestGracefulStopFinishesTheMessageInHand(t *testing.T) {
 	each(t, func(t *testing.T, e env) {
 		m, _ := e.publish(t, messaging.Message{})
 		entered, release := make(chan struct{}), make(chan struct{})
-		stop := run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		stop := run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), stream.Each(func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			close(entered)
 			<-release
 			return record(ctx, tx, msg)

@@ -12,8 +12,8 @@ import (
 
 // Each makes a Handler of fn, which applies one message at a time in the
 // trace of its process span.
-func Each(fn func(ctx context.Context, tx bun.Tx, msg messaging.Message) error) Handler {
-	return func(ctx context.Context, tx bun.Tx, batch []Delivery) error {
+func Each(fn func(ctx context.Context, tx bun.IDB, msg messaging.Message) error) Handler {
+	return func(ctx context.Context, tx bun.IDB, batch []Delivery) error {
 		for _, d := range batch {
 			if err := fn(trace.ContextWithSpanContext(ctx, d.Trace), tx, d.Message); err != nil {
 				return fmt.Errorf("message %s: %w", d.ID, err)

@@ -36,7 +36,7 @@ func TestHandlerRecordsOnEachProcessSpanAndDurationNamesTheTrace(t *testing.T) {
 	cfg.Telemetry = telemetry.Providers{Tracer: otel.GetTracerProvider(), Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}
 	var mu sync.Mutex
 	var batches [][]string
-	run(t, stream.NewConsumer(e.DB, e.Client, cfg, func(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+	run(t, stream.NewConsumer(e.DB, e.Client, cfg, func(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 		var got []string
 		for _, d := range batch {
 			d.Span().SetAttributes(attribute.String("test.message", d.ID.String()))

@@ -31,7 +31,7 @@ func TestTransientFailureIsHeldNeverDeadLettered(t *testing.T) {
 		down.Store(true)
 		var calls atomic.Int32
 		var seen sync.Map
-		h := stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		h := stream.Each(func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			calls.Add(1)
 			seen.Store(msg.ID, true)
 			if down.Load() {
@@ -53,7 +53,7 @@ func TestTransientFailureIsHeldNeverDeadLettered(t *testing.T) {
 		other := cfg
 		other.Name = "b"
 		var claimedByOther atomic.Bool
-		run(t, stream.NewConsumer(e.DB, e.Client, other, stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, other, stream.Each(func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			claimedByOther.Store(msg.ID == first.ID)
 			return record(ctx, tx, msg)
 		})))
@@ -100,7 +100,7 @@ func TestPausedConsumerReadsNothingNew(t *testing.T) {
 		var seen sync.Map
 		cfg := e.fast("a")
 		first, _ := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(ctx context.Context, tx bun.Tx, msg messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(ctx context.Context, tx bun.IDB, msg messaging.Message) error {
 			calls.Add(1)
 			seen.Store(msg.ID, true)
 			if down.Load() {
@@ -131,7 +131,7 @@ func TestFailureAfterTransientOnesStillDeadLetters(t *testing.T) {
 		cfg.MaxDeliveries = 3
 		cfg.ClaimIdle = 30 * time.Millisecond
 		m, _ := e.publish(t, messaging.Message{})
-		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(context.Context, bun.Tx, messaging.Message) error {
+		run(t, stream.NewConsumer(e.DB, e.Client, cfg, stream.Each(func(context.Context, bun.IDB, messaging.Message) error {
 			if calls.Add(1) <= 10 {
 				return fmt.Errorf("query: %w", context.DeadlineExceeded)
 			}

@@ -326,7 +326,7 @@ func (u *Orders) Settle(ctx context.Context, messageID uuid.UUID, res Result) (o
 // result, for an order that does not exist, or naming another user or
 // amount than its order's) fails the batch with a permanent error; the consumer then applies the messages one by one and
 // dead-letters only that one.
-func (u *Orders) HandleResults(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+func (u *Orders) HandleResults(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 	results := make([]Result, len(batch))
 	spans := make([]trace.Span, len(batch))
 	for i, d := range batch {

@@ -202,7 +202,7 @@ func (p *Payments) Pay(ctx context.Context, messageID uuid.UUID, req payment.Req
 // second debit. A message that can never be paid (malformed, or invalid)
 // fails the batch with a permanent error; the consumer then applies each message
 // alone, and only that one is dead-lettered.
-func (p *Payments) HandleRequests(ctx context.Context, tx bun.Tx, batch []stream.Delivery) error {
+func (p *Payments) HandleRequests(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
 	reqs := make([]traced, len(batch))
 	for i, d := range batch {
 		req, err := decodeRequest(d.Message)

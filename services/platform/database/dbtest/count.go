@@ -15,8 +15,9 @@ import (
 // operation. On PostgreSQL it sees
 // what pgx sends, Bun's queries and prepared statements
 // (database.Statement) alike, each a round trip, named by its first word
-// (SELECT, INSERT, WITH, …); on SQLite it sees Bun's queries, named by
-// Bun's operation.
+// (SELECT, INSERT, WITH, …), and a batch of statements sent in one round
+// trip as one, their words joined by "+" (BEGIN+INSERT); on SQLite it sees
+// Bun's queries, named by Bun's operation.
 type Statements struct {
 	mu     sync.Mutex
 	on     bool
@@ -59,15 +60,21 @@ func Count(t testing.TB, db *bun.DB) *Statements {
 	return s
 }
 
-// Ops returns the operations recorded so far, in order, without BEGIN,
-// COMMIT and ROLLBACK.
+// Ops returns the operations recorded so far, in order, one per
+// statement, without BEGIN, COMMIT and ROLLBACK.
 func (s *Statements) Ops() []string {
-	return slices.DeleteFunc(s.All(), func(op string) bool {
-		return op == "BEGIN" || op == "COMMIT" || op == "ROLLBACK"
-	})
+	var ops []string
+	for _, trip := range s.All() {
+		for op := range strings.SplitSeq(trip, "+") {
+			if op != "BEGIN" && op != "COMMIT" && op != "ROLLBACK" {
+				ops = append(ops, op)
+			}
+		}
+	}
+	return ops
 }
 
-// All returns the operations recorded so far, in order, BEGIN, COMMIT and
+// All returns the round trips recorded so far, in order, BEGIN, COMMIT and
 // ROLLBACK included.
 func (s *Statements) All() []string {
 	s.mu.Lock()
@@ -99,10 +106,30 @@ func (s *Statements) record(ctx context.Context, op string) {
 
 // TraceQueryStart is pgx's hook (PostgreSQL).
 func (s *Statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
-	s.record(ctx, op)
+	s.record(ctx, operation(data.SQL))
 	return ctx
 }
+
+func operation(sql string) string {
+	op, _, _ := strings.Cut(strings.TrimSpace(sql), " ")
+	return op
+}
+
+// TraceBatchStart is pgx's hook for batches (PostgreSQL).
+func (s *Statements) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	ops := make([]string, len(data.Batch.QueuedQueries))
+	for i, q := range data.Batch.QueuedQueries {
+		ops[i] = operation(q.SQL)
+	}
+	s.record(ctx, strings.Join(ops, "+"))
+	return ctx
+}
+
+// TraceBatchQuery is pgx's hook for batches (PostgreSQL).
+func (s *Statements) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+// TraceBatchEnd is pgx's hook for batches (PostgreSQL).
+func (s *Statements) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // TraceQueryEnd is pgx's hook (PostgreSQL).
 func (s *Statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
