@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Opening is the first statement of a transaction that RunInTxOpening
@@ -30,13 +31,29 @@ var ErrRolledBack = errors.New("transaction rolled back at commit: a statement i
 // RunInTxOpening, which runs even when the caller's context has ended.
 const endTimeout = 5 * time.Second
 
+// Tx is a transaction of RunInTxOpening: the bun.Conn it runs on, and the
+// statement that goes with its COMMIT (Statement.ExecLast), if any.
+type Tx struct {
+	bun.Conn
+	last *closing
+}
+
+// closing is a statement ExecLast left for the COMMIT, with the context of
+// its span.
+type closing struct {
+	ctx  context.Context
+	s    Statement
+	args []any
+}
+
 // RunInTxOpening runs a transaction on PostgreSQL whose first statement is
 // open, sent in one round trip with BEGIN (database/sql sends BEGIN alone
 // and waits for its answer: a round trip per transaction that does
-// nothing). Then fn runs with the transaction's connection as tx: what it
-// sends there is part of the transaction, which commits when fn returns
-// nil and rolls back otherwise. fn must not begin or end transactions on
-// tx itself.
+// nothing). Then fn runs with the transaction's connection as tx (a *Tx):
+// what it sends there is part of the transaction, which commits when fn
+// returns nil and rolls back otherwise. A statement fn runs with
+// Statement.ExecLast goes to the server with the COMMIT, saving another
+// round trip. fn must not begin or end transactions on tx itself.
 //
 // A connection whose transaction could not be ended leaves the pool, so no
 // transaction outlives RunInTxOpening.
@@ -46,82 +63,59 @@ func RunInTxOpening(ctx context.Context, db *bun.DB, open Opening, fn func(ctx c
 		return err
 	}
 	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		pg, err := pgxConn(dc)
-		if err != nil {
-			return err
-		}
-		return open.begin(ctx, pg)
-	})
+	tx := &Tx{Conn: conn}
+	err = tx.raw(func(pg *pgx.Conn) error { return open.begin(ctx, pg) })
 	if errors.Is(err, errNotSent) {
 		return err
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			_ = end(ctx, conn, false)
+			_ = tx.end(ctx, false)
 			panic(p)
 		}
 	}()
 	if err == nil {
-		err = fn(ctx, conn)
+		err = fn(ctx, tx)
 	}
 	if err != nil {
-		return errors.Join(err, end(ctx, conn, false))
+		return errors.Join(err, tx.end(ctx, false))
 	}
-	return end(ctx, conn, true)
+	return tx.end(ctx, true)
 }
 
 // errNotSent marks the errors of RunInTxOpening that came before BEGIN was
 // sent, when there is no transaction to end.
 var errNotSent = errors.New("transaction not begun")
 
-func pgxConn(dc any) (*pgx.Conn, error) {
-	sc, ok := dc.(*stdlib.Conn)
-	if !ok {
-		return nil, fmt.Errorf("%w: a transaction opening needs the pgx driver, have %T", errNotSent, dc)
-	}
-	return sc.Conn(), nil
+// raw runs f with the pgx connection below tx.
+func (tx *Tx) raw(f func(pg *pgx.Conn) error) error {
+	return tx.Conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("%w: a pipelined transaction needs the pgx driver, have %T", errNotSent, dc)
+		}
+		return f(sc.Conn())
+	})
 }
 
 // begin sends BEGIN and o's statement in one pipeline and reads o's rows.
-// The statement runs prepared, as Statement's Query runs it.
 func (o Opening) begin(ctx context.Context, pg *pgx.Conn) (err error) {
 	s := o.Statement
 	ctx, span := s.start(ctx)
 	defer func() { s.end(span, err, -1) }()
-	// Prepare is a round trip only the first time on each connection.
-	sd, err := pg.Prepare(ctx, s.query, s.query)
+	results, err := pipeline(ctx, pg, piped{sql: "begin"}, piped{s: s, args: o.Args})
 	if err != nil {
-		return fmt.Errorf("%w: prepare: %w", errNotSent, err)
-	}
-	args := pgArgs(o.Args)[1:] // without the execution mode
-	var eqb pgx.ExtendedQueryBuilder
-	if err := eqb.Build(pg.TypeMap(), sd, args); err != nil {
-		return fmt.Errorf("%w: encode arguments: %w", errNotSent, err)
-	}
-	batch := &pgconn.Batch{}
-	batch.ExecParams("begin", nil, nil, nil, nil)
-	batch.ExecPrepared(sd.Name, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
-	tracer, _ := pg.Config().Tracer.(pgx.BatchTracer)
-	if tracer != nil {
-		b := &pgx.Batch{}
-		b.Queue("begin")
-		b.Queue(s.query, args...)
-		ctx = tracer.TraceBatchStart(ctx, pg, pgx.TraceBatchStartData{Batch: b})
-		defer func() { tracer.TraceBatchEnd(ctx, pg, pgx.TraceBatchEndData{Err: err}) }()
-	}
-	results := pg.PgConn().ExecBatch(ctx, batch)
-	defer func() { err = errors.Join(err, results.Close()) }()
-	if !results.NextResult() {
-		return errors.New("no answer to BEGIN")
-	}
-	if _, err := results.ResultReader().Close(); err != nil {
 		return err
 	}
-	if !results.NextResult() {
-		return fmt.Errorf("no answer to %s %s", s.operation, s.table)
+	defer func() { err = errors.Join(err, results.Close()) }()
+	if _, err := closeNext(results, "BEGIN"); err != nil {
+		return err
 	}
-	rows := pgx.RowsFromResultReader(pg.TypeMap(), results.ResultReader())
+	rr, err := next(results, s.operation+" "+s.table)
+	if err != nil {
+		return err
+	}
+	rows := pgx.RowsFromResultReader(pg.TypeMap(), rr)
 	defer rows.Close()
 	if o.Rows != nil {
 		if err := o.Rows(rows); err != nil {
@@ -132,30 +126,142 @@ func (o Opening) begin(ctx context.Context, pg *pgx.Conn) (err error) {
 	return rows.Err()
 }
 
-// end commits or rolls back the transaction on conn. A connection left
-// broken or still in a transaction leaves the pool.
-func end(ctx context.Context, conn bun.Conn, commit bool) error {
+// ExecLast runs s with args as the last statement of tx, whose answer is
+// only its error. In a transaction of RunInTxOpening (a *Tx), s goes to
+// the server with the COMMIT, in one round trip, and its error is the
+// transaction's; nothing may be sent on tx after it. On any other db it
+// runs at once, as Exec.
+func (s Statement) ExecLast(ctx context.Context, db bun.IDB, args ...any) error {
+	tx, ok := db.(*Tx)
+	if !ok {
+		_, err := s.Exec(ctx, db, args...)
+		return err
+	}
+	if tx.last != nil {
+		return fmt.Errorf("%s %s: the transaction's last statement is %s %s already", s.operation, s.table, tx.last.s.operation, tx.last.s.table)
+	}
+	tx.last = &closing{ctx: ctx, s: s, args: args}
+	return nil
+}
+
+// end commits or rolls back tx, sending with the COMMIT the statement
+// ExecLast left. A connection left broken or still in a transaction leaves
+// the pool.
+func (tx *Tx) end(ctx context.Context, commit bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	return conn.Raw(func(dc any) error {
-		pg, err := pgxConn(dc)
-		if err != nil {
-			return err
-		}
-		if commit {
-			var tag pgconn.CommandTag
-			tag, err = pg.Exec(ctx, "commit")
-			if err != nil {
-				err = fmt.Errorf("commit: %w", err)
-			} else if tag.String() == "ROLLBACK" {
-				err = ErrRolledBack
+	return tx.raw(func(pg *pgx.Conn) (err error) {
+		switch {
+		case !commit:
+			if _, err = pg.Exec(ctx, "rollback"); err != nil {
+				err = fmt.Errorf("rollback: %w", err)
 			}
-		} else if _, err = pg.Exec(ctx, "rollback"); err != nil {
-			err = fmt.Errorf("rollback: %w", err)
+		case tx.last != nil:
+			err = tx.last.commit(ctx, pg)
+			if err != nil && pg.PgConn().TxStatus() != 'I' {
+				_, rerr := pg.Exec(ctx, "rollback")
+				err = errors.Join(err, rerr)
+			}
+		default:
+			err = commitResult(pg.Exec(ctx, "commit"))
 		}
 		if err != nil && (pg.IsClosed() || pg.PgConn().TxStatus() != 'I') {
 			err = errors.Join(err, driver.ErrBadConn)
 		}
 		return err
 	})
+}
+
+// commit sends c's statement and COMMIT in one pipeline. The statement's
+// span, in c's trace, covers the round trip.
+func (c *closing) commit(ctx context.Context, pg *pgx.Conn) (err error) {
+	s := c.s
+	_, span := s.start(c.ctx)
+	affected := int64(-1)
+	defer func() { s.end(span, err, affected) }()
+	results, err := pipeline(trace.ContextWithSpan(ctx, span), pg, piped{s: s, args: c.args}, piped{sql: "commit"})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, results.Close()) }()
+	tag, err := closeNext(results, s.operation+" "+s.table)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", s.operation, s.table, err)
+	}
+	affected = tag.RowsAffected()
+	return commitResult(closeNext(results, "COMMIT"))
+}
+
+// commitResult is the error of a COMMIT that PostgreSQL answered with tag.
+func commitResult(tag pgconn.CommandTag, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("commit: %w", err)
+	case tag.String() == "ROLLBACK":
+		return ErrRolledBack
+	}
+	return nil
+}
+
+// piped is a statement of a pipeline: a prepared Statement with its
+// arguments, or plain SQL without any.
+type piped struct {
+	s    Statement
+	args []any
+	sql  string
+}
+
+// pipeline sends stmts to pg in one round trip (one Sync), each prepared
+// Statement as Statement's Query runs it, and returns their results, which
+// the caller closes. A pgx.BatchTracer on the connection sees it as a batch.
+func pipeline(ctx context.Context, pg *pgx.Conn, stmts ...piped) (_ *pgconn.MultiResultReader, err error) {
+	batch := &pgconn.Batch{}
+	traced := &pgx.Batch{}
+	for _, p := range stmts {
+		if p.sql != "" {
+			batch.ExecParams(p.sql, nil, nil, nil, nil)
+			traced.Queue(p.sql)
+			continue
+		}
+		// A round trip only the first time on each connection.
+		sd, err := pg.Prepare(ctx, p.s.query, p.s.query)
+		if err != nil {
+			return nil, fmt.Errorf("%w: prepare: %w", errNotSent, err)
+		}
+		args := pgArgs(p.args)[1:] // without the execution mode
+		var eqb pgx.ExtendedQueryBuilder
+		if err := eqb.Build(pg.TypeMap(), sd, args); err != nil {
+			return nil, fmt.Errorf("%w: encode arguments: %w", errNotSent, err)
+		}
+		batch.ExecPrepared(sd.Name, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
+		traced.Queue(p.s.query, args...)
+	}
+	if tracer, ok := pg.Config().Tracer.(pgx.BatchTracer); ok {
+		ctx = tracer.TraceBatchStart(ctx, pg, pgx.TraceBatchStartData{Batch: traced})
+		defer tracer.TraceBatchEnd(ctx, pg, pgx.TraceBatchEndData{})
+	}
+	return pg.PgConn().ExecBatch(ctx, batch), nil
+}
+
+// next is the reader of the next result of results, which is what's; an
+// error if there is none (the pipeline failed).
+func next(results *pgconn.MultiResultReader, what string) (*pgconn.ResultReader, error) {
+	if results.NextResult() {
+		return results.ResultReader(), nil
+	}
+	err := results.Close()
+	if err == nil {
+		err = errors.New("no answer")
+	}
+	return nil, fmt.Errorf("%s: %w", what, err)
+}
+
+// closeNext closes the next result of results, which is what's, and
+// returns its command tag.
+func closeNext(results *pgconn.MultiResultReader, what string) (pgconn.CommandTag, error) {
+	rr, err := next(results, what)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return rr.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -139,4 +140,58 @@ func TestRunInTxOpeningRollsBack(t *testing.T) {
 			t.Errorf("numbers %v after the panic, want none", got)
 		}
 	})
+}
+
+// A statement run with ExecLast goes with the COMMIT, in one round trip;
+// outside a transaction of RunInTxOpening it runs at once.
+func TestExecLastGoesWithCommit(t *testing.T) {
+	ctx := context.Background()
+	db := numbersTable(t)
+	stmts := dbtest.Count(t, db)
+	err := database.RunInTxOpening(ctx, db, opening([]int64{1}, new([]int64)), func(ctx context.Context, tx bun.IDB) error {
+		if _, err := insertNumbers.Exec(ctx, tx, []int64{2}); err != nil {
+			return err
+		}
+		if err := insertNumbers.ExecLast(ctx, tx, []int64{3, 4}); err != nil {
+			return err
+		}
+		if _, err := insertNumbers.Exec(ctx, tx, []int64{5}); err == nil {
+			t.Error("a statement after the last one ran")
+		}
+		if err := insertNumbers.ExecLast(ctx, tx, []int64{6}); err == nil {
+			t.Error("a second last statement was taken")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stmts.All(), []string{"BEGIN+INSERT", "INSERT", "INSERT+COMMIT"}; !slices.Equal(got, want) {
+		t.Errorf("round trips %v, want %v", got, want)
+	}
+	if err := insertNumbers.ExecLast(ctx, db, []int64{7}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := numbersIn(t, db), []int64{1, 2, 3, 4, 7}; !slices.Equal(got, want) {
+		t.Errorf("numbers %v, want %v", got, want)
+	}
+}
+
+// A last statement that fails fails the transaction: nothing of it stays,
+// and its connection goes back to the pool out of the transaction.
+func TestExecLastFailureRollsBack(t *testing.T) {
+	ctx := context.Background()
+	db := numbersTable(t)
+	if _, err := insertNumbers.Exec(ctx, db, []int64{9}); err != nil {
+		t.Fatal(err)
+	}
+	err := database.RunInTxOpening(ctx, db, opening([]int64{1}, new([]int64)), func(ctx context.Context, tx bun.IDB) error {
+		return insertNumbers.ExecLast(ctx, tx, []int64{2, 9})
+	})
+	if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("error %v, want the last statement's duplicate key", err)
+	}
+	if got, want := numbersIn(t, db), []int64{9}; !slices.Equal(got, want) {
+		t.Errorf("numbers %v after the failure, want %v", got, want)
+	}
 }

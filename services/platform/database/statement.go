@@ -56,7 +56,7 @@ func Unnest(first int, types ...string) string {
 	return b.String()
 }
 
-// sqlRunner is what a *bun.DB, a bun.Tx and a bun.Conn run SQL on.
+// sqlRunner is what a *bun.DB, a bun.Tx, a bun.Conn and a *Tx run SQL on.
 type sqlRunner interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -74,8 +74,13 @@ func runner(db bun.IDB) (sqlRunner, error) {
 		return d.Tx, nil
 	case bun.Conn:
 		return d.Conn, nil
+	case *Tx:
+		if d.last != nil {
+			return nil, fmt.Errorf("a statement after the transaction's last (%s %s)", d.last.s.operation, d.last.s.table)
+		}
+		return d.Conn.Conn, nil
 	}
-	return nil, fmt.Errorf("prepared statement on %T: want *bun.DB, bun.Tx or bun.Conn", db)
+	return nil, fmt.Errorf("prepared statement on %T: want *bun.DB, bun.Tx, bun.Conn or *database.Tx", db)
 }
 
 // Query runs s on db (a *bun.DB, bun.Tx or bun.Conn on PostgreSQL) with

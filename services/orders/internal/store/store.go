@@ -234,15 +234,27 @@ func lockAll(ctx context.Context, tx bun.IDB, ids []uuid.UUID) ([]orderRow, erro
 }
 
 // saveStatement is save on PostgreSQL, prepared: one text for any number
-// of orders.
-var saveStatement = database.NewStatement("UPDATE", "orders", `UPDATE orders AS o
-SET status = v.status, cancel_reason = v.cancel_reason, updated_at = v.updated_at
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS v (id, status, cancel_reason, updated_at)
-WHERE o.id = v.id AND o.status = $5`)
+// of orders. It fails when it changed fewer orders than it was given (one
+// was not NEW): SQL has no RAISE, so the message is cast to an integer,
+// which fails with the message in the error.
+var saveStatement = database.NewStatement("UPDATE", "orders", `WITH saved AS (
+	UPDATE orders AS o
+	SET status = v.status, cancel_reason = v.cancel_reason, updated_at = v.updated_at
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS v (id, status, cancel_reason, updated_at)
+	WHERE o.id = v.id AND o.status = $5
+	RETURNING o.id
+)
+SELECT CASE count(*) WHEN cardinality($1::uuid[]) THEN 0
+	ELSE (cardinality($1::uuid[]) - count(*) || ' of the orders changed were not ' || $5)::int END
+FROM saved`)
 
 // save writes the status of changed orders with one UPDATE. Only a NEW
 // order can change: the domain says so, and the WHERE clause makes sure
-// even if two writers raced past the read.
+// even for a caller that went around the domain or two writers that raced
+// past the read; an UPDATE that changed fewer orders than it was given
+// fails. On PostgreSQL the statement checks that itself, so it can be the
+// transaction's last (ExecLast), which in the consumer's transaction goes
+// with the COMMIT.
 func save(ctx context.Context, tx bun.IDB, changed []*order.Order) error {
 	if len(changed) == 0 {
 		return nil
@@ -256,8 +268,10 @@ func save(ctx context.Context, tx bun.IDB, changed []*order.Order) error {
 			r := toRow(*o)
 			ids[i], statuses[i], reasons[i], updated[i] = r.ID, r.Status, r.CancelReason, r.UpdatedAt
 		}
-		res, err := saveStatement.Exec(ctx, tx, ids, statuses, reasons, updated, string(order.New))
-		return checkSaved(res, err, len(changed))
+		if err := saveStatement.ExecLast(ctx, tx, ids, statuses, reasons, updated, string(order.New)); err != nil {
+			return fmt.Errorf("update %d orders: %w", len(changed), err)
+		}
+		return nil
 	}
 	rows := make([]*orderRow, len(changed))
 	for i, o := range changed {

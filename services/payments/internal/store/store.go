@@ -430,7 +430,9 @@ func (w *writes) savePostgres(ctx context.Context, tx bun.IDB) error {
 	}
 	args := append([]any{t, balanceUsers, balances, debitIDs, debitUsers, debitAmounts, debitOrders}, w.announce.Args()...)
 	args = append(args, orders, users, amounts, statuses, reasons)
-	if _, err := saveBatch.Exec(ctx, tx, args...); err != nil {
+	// The batch's last statement: in the consumer's transaction it goes
+	// with the COMMIT.
+	if err := saveBatch.ExecLast(ctx, tx, args...); err != nil {
 		return fmt.Errorf("record %d payments, %d debits, %d balances: %w", len(w.payments), len(w.debits), len(w.balances), err)
 	}
 	return nil

@@ -14,7 +14,9 @@ import (
 
 	"shop/services/payments/internal/store"
 	"shop/services/payments/internal/usecase"
+	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
+	"shop/services/platform/inbox"
 	"shop/services/platform/outbox"
 	"shop/services/platform/stream"
 	"shop/services/platform/telemetry"
@@ -23,7 +25,9 @@ import (
 // On PostgreSQL the handler pays for a batch, new accounts, declines and
 // resent results included, with two statements in the consumer's
 // transaction: the ledger's read-and-lock, then its write, which carries
-// the outbox rows. Each outbox row's "outbox insert" span ends with it.
+// the outbox rows and goes with the COMMIT. With the inbox insert that
+// goes with BEGIN, the batch takes three round trips. Each outbox row's
+// "outbox insert" span ends with it.
 func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
 	db := dbtest.Open(t, dbtest.Postgres, store.Migrations)
 	ctx := context.Background()
@@ -35,12 +39,16 @@ func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
 	handle := func(bodies ...string) {
 		t.Helper()
 		batch := make([]stream.Delivery, len(bodies))
+		entries := make([]inbox.Entry, len(bodies))
 		for i, body := range bodies {
 			_, span := tp.Tracer("test").Start(ctx, "payments.requests process")
 			defer span.End()
 			batch[i] = stream.NewDelivery(span, request(body))
+			entries[i] = inbox.Entry{ID: batch[i].ID, Type: batch[i].Type}
 		}
-		if err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// As the consumer runs it.
+		open, _ := inbox.Recording(entries)
+		if err := database.RunInTxOpening(ctx, db, open, func(ctx context.Context, tx bun.IDB) error {
 			return p.HandleRequests(ctx, tx, batch)
 		}); err != nil {
 			t.Fatal(err)
@@ -57,8 +65,8 @@ func TestHandleRequestsPaysABatchInTwoStatements(t *testing.T) {
 		`{"order_id":"`+uuid.NewString()+`","user_id":4,"amount":"1.00"}`,  // no account
 		decided, // resent
 	)
-	if want := []string{"WITH", "WITH"}; !slices.Equal(stmts.Ops(), want) {
-		t.Errorf("statements %v, want %v", stmts.Ops(), want)
+	if want := []string{"BEGIN+INSERT", "WITH", "WITH+COMMIT"}; !slices.Equal(stmts.All(), want) {
+		t.Errorf("round trips %v, want %v", stmts.All(), want)
 	}
 	var inserts int
 	for _, span := range rec.Ended() {
