@@ -68,6 +68,7 @@ type settings struct {
 	previousPath       string // BENCH_PREVIOUS: an earlier report, printed beside this one
 	label              string // BENCH_LABEL: what this run measures, in its JSON report
 	gomaxprocs         string // BENCH_GOMAXPROCS: each service's GOMAXPROCS, "0" for Go's default
+	halfRate           int    // BENCH_HALF_RATE: the half-load run's orders/s; 0 for half the flat-out rate
 	jwtSecret          string // the gateway's JWT_HS256_SECRET, fresh per run
 }
 
@@ -91,6 +92,7 @@ Environment:
   BENCH_JSON          a file: write the report there as JSON too (default: none)
   BENCH_LABEL         what this run measures (a change's name), kept in its JSON report (default: none)
   BENCH_GOMAXPROCS    each service's GOMAXPROCS; 0 for Go's default, one per core (default "1": the chart sets it from each service's CPU limit, one core)
+  BENCH_HALF_RATE     the half-load run's orders/s, the same for runs to compare (default: half the flat-out settled rate)
   BENCH_PREVIOUS      an earlier BENCH_JSON report, printed beside this one; "none" for none (default: the README's run, ` + readmeRun + `)
 
 Flat out and at half load, it also counts PostgreSQL's commits (pg_stat_database) and statements
@@ -137,6 +139,13 @@ func main() {
 			log.Fatalf("BENCH_WORKERS=%q: want a positive number", v)
 		}
 		s.workers = n
+	}
+	if v := os.Getenv("BENCH_HALF_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			log.Fatalf("BENCH_HALF_RATE=%q: want a positive number of orders per second", v)
+		}
+		s.halfRate = n
 	}
 	if v := os.Getenv("BENCH_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -432,9 +441,13 @@ func (b *bench) addPG(label string, pg pgPerOrder) {
 	}
 }
 
-// halfLoad measures latency at half the flat-out throughput.
+// halfLoad measures latency at half the flat-out throughput, or at
+// BENCH_HALF_RATE.
 func (b *bench) halfLoad(ctx context.Context) error {
 	half := max(1, b.flat.SettledPerSec/2)
+	if b.s.halfRate > 0 {
+		half = float64(b.s.halfRate)
+	}
 	step(fmt.Sprintf("half load, %.0f orders/s", half))
 	ropts, err := redis.ParseURL(b.s.redisURL)
 	if err != nil {
