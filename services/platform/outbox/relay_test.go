@@ -212,7 +212,8 @@ func TestIdleRelayOpensNoTransaction(t *testing.T) {
 		r := outbox.NewRelay(outbox.New(d.DB, outbox.Config{}), b.Client, outbox.RelayConfig{PollInterval: time.Millisecond})
 		start(t, r)
 		mt.Eventually(t, 5*time.Second, "20 polls", func() bool { return len(stmts.All()) >= 20 })
-		if ops := stmts.All(); slices.Contains(ops, "BEGIN") {
+		began := func(op string) bool { return strings.HasPrefix(op, "BEGIN") } // BEGIN+UPDATE too
+		if ops := stmts.All(); slices.ContainsFunc(ops, began) {
 			t.Fatalf("an idle relay began a transaction: %v", ops)
 		}
 		add(t, context.Background(), outbox.New(d.DB, outbox.Config{}), b.Stream(t), 1)

@@ -435,9 +435,9 @@ func (b *bench) flatOut(ctx context.Context) error {
 func (b *bench) addPG(label string, pg pgPerOrder) {
 	b.add(label+" PostgreSQL commits per settled order", "%.2f (%s; rollbacks %.2f)", pg.Commits, byDB(pg.CommitsBy, "shop_bench_"), pg.Rollbacks)
 	if pg.Statements != nil {
-		b.add(label+" statements (round trips) per settled order", "%.2f (%s)", *pg.Statements, byDB(pg.StatementsBy, "shop_bench_"))
+		b.add(label+" statements per settled order", "%.2f (%s)", *pg.Statements, byDB(pg.StatementsBy, "shop_bench_"))
 	} else {
-		b.add(label+" statements (round trips) per settled order", "%s", pgssNotLoaded)
+		b.add(label+" statements per settled order", "%s", pgssNotLoaded)
 	}
 }
 
