@@ -107,7 +107,7 @@ func (o Opening) begin(ctx context.Context, pg *pgx.Conn) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, results.Close()) }()
+	defer closeResults(results, &err)
 	if _, err := closeNext(results, "BEGIN"); err != nil {
 		return err
 	}
@@ -183,13 +183,21 @@ func (c *closing) commit(ctx context.Context, pg *pgx.Conn) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, results.Close()) }()
+	defer closeResults(results, &err)
 	tag, err := closeNext(results, s.operation+" "+s.table)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", s.operation, s.table, err)
 	}
 	affected = tag.RowsAffected()
 	return commitResult(closeNext(results, "COMMIT"))
+}
+
+// closeResults closes results and reports its error in *err, unless
+// *err holds one already (which Close would report again).
+func closeResults(results *pgconn.MultiResultReader, err *error) {
+	if cerr := results.Close(); *err == nil {
+		*err = cerr
+	}
 }
 
 // commitResult is the error of a COMMIT that PostgreSQL answered with tag.
