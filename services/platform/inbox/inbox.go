@@ -86,14 +86,11 @@ func Recording(entries []Entry) (open database.Opening, fresh func() []bool) {
 		Statement: recordStatement,
 		Args:      []any{ids, types, time.Now().UTC()},
 		Rows: func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id uuid.UUID
-				if err := rows.Scan(&id); err != nil {
-					return fmt.Errorf("record %d messages: %w", len(entries), err)
-				}
-				inserted = append(inserted, id)
+			var err error
+			if inserted, err = scanIDs(rows); err != nil {
+				return fmt.Errorf("record %d messages: %w", len(entries), err)
 			}
-			return rows.Err()
+			return nil
 		},
 	}
 	return open, func() []bool { return freshOf(entries, inserted) }
@@ -152,12 +149,23 @@ func insert(ctx context.Context, tx bun.IDB, entries []Entry, now time.Time) ([]
 		return nil, err
 	}
 	defer rows.Close()
+	return scanIDs(rows)
+}
+
+// scanIDs reads the message ids recordStatement returns, from
+// database/sql's rows or pgx's.
+func scanIDs(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
 	for rows.Next() {
 		var id uuid.UUID
 		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		inserted = append(inserted, id)
+		ids = append(ids, id)
 	}
-	return inserted, rows.Err()
+	return ids, rows.Err()
 }
