@@ -186,7 +186,7 @@ func (c *closing) commit(ctx context.Context, pg *pgx.Conn) (err error) {
 	defer closeResults(results, &err)
 	tag, err := closeNext(results, s.operation+" "+s.table)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", s.operation, s.table, err)
+		return err
 	}
 	affected = tag.RowsAffected()
 	return commitResult(closeNext(results, "COMMIT"))
@@ -265,11 +265,15 @@ func next(results *pgconn.MultiResultReader, what string) (*pgconn.ResultReader,
 }
 
 // closeNext closes the next result of results, which is what's, and
-// returns its command tag.
+// returns its command tag; its error says what failed.
 func closeNext(results *pgconn.MultiResultReader, what string) (pgconn.CommandTag, error) {
 	rr, err := next(results, what)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	return rr.Close()
+	tag, err := rr.Close()
+	if err != nil {
+		return tag, fmt.Errorf("%s: %w", what, err)
+	}
+	return tag, nil
 }
