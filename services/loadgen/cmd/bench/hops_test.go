@@ -116,6 +116,7 @@ func TestWriteJSON(t *testing.T) {
 	b := &bench{
 		results: []result{{"shop: settled orders/s (flat out)", "861"}},
 		pgFlat:  &pgPerOrder{Commits: 1.5, CommitsBy: map[string]float64{"shop_bench_orders": 1, "shop_bench_payments": 0.5}, Statements: &statements},
+		pgHalf:  &pgPerOrder{Commits: 3.5},
 		hops:    &hopBudget{Orders: 3, Hops: []hopStat{{Name: hopNames[0], P50: 1, P95: 2, P99: 3}}},
 	}
 	path := filepath.Join(t.TempDir(), "bench.json")
@@ -129,6 +130,7 @@ func TestWriteJSON(t *testing.T) {
 	var got struct {
 		Results []struct{ Name, Value string }
 		PG      map[string]any `json:"postgres_per_settled_order_flat_out"`
+		PGHalf  map[string]any `json:"postgres_per_settled_order_half_load"`
 		Hops    struct {
 			Orders int
 			Hops   []map[string]any
@@ -137,7 +139,7 @@ func TestWriteJSON(t *testing.T) {
 	if err := json.Unmarshal(data, &got); err != nil {
 		t.Fatalf("%v\n%s", err, data)
 	}
-	if len(got.Results) != 1 || got.Results[0].Value != "861" || got.PG["commits"] != 1.5 || got.PG["statements"] != 7.25 ||
+	if len(got.Results) != 1 || got.Results[0].Value != "861" || got.PG["commits"] != 1.5 || got.PG["statements"] != 7.25 || got.PGHalf["commits"] != 3.5 ||
 		got.Hops.Orders != 3 || got.Hops.Hops[0]["p99_ms"] != 3.0 {
 		t.Errorf("JSON report:\n%s", data)
 	}

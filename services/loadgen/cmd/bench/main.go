@@ -186,6 +186,7 @@ type bench struct {
 
 	statements bool        // pg_stat_statements is loaded (created in shop_bench_ref)
 	pgFlat     *pgPerOrder // PostgreSQL's work per settled order, flat out
+	pgHalf     *pgPerOrder // … and at half load
 	hops       *hopBudget  // the per-hop budget at half load
 }
 
@@ -482,7 +483,9 @@ func (b *bench) halfLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.addPG("half load:", pgWork(pgBefore, pgAfter, rep.OrdersSettled, 0))
+	pgHalf := pgWork(pgBefore, pgAfter, rep.OrdersSettled, 12)
+	b.pgHalf = &pgHalf
+	b.addPG("half load:", pgHalf)
 	bud, err := b.readHops(ctx, rdb, since, rep)
 	if err != nil {
 		return err
@@ -583,9 +586,15 @@ func (b *bench) table() {
 		}
 		fmt.Printf("  %-58s %-42s %s\n", r.name, r.value, prev[r.name])
 	}
-	if b.pgFlat != nil && len(b.pgFlat.Top) > 0 {
-		fmt.Println("\nStatements per settled order, flat out (pg_stat_statements, top by calls)")
-		for _, t := range b.pgFlat.Top {
+	for _, pg := range []struct {
+		when string
+		work *pgPerOrder
+	}{{"flat out", b.pgFlat}, {"half load", b.pgHalf}} {
+		if pg.work == nil || len(pg.work.Top) == 0 {
+			continue
+		}
+		fmt.Printf("\nStatements per settled order, %s (pg_stat_statements, top by calls)\n", pg.when)
+		for _, t := range pg.work.Top {
 			fmt.Printf("  %6.2f  %-9s %s\n", t.PerOrder, strings.TrimPrefix(t.DB, "shop_bench_"), t.Query)
 		}
 	}

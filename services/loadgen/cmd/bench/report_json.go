@@ -21,6 +21,8 @@ type jsonReport struct {
 	// PostgresFlatOut is PostgreSQL's work per settled order flat out;
 	// statements are absent when pg_stat_statements is not loaded.
 	PostgresFlatOut *pgPerOrder `json:"postgres_per_settled_order_flat_out,omitempty"`
+	// PostgresHalfLoad is the same at half load.
+	PostgresHalfLoad *pgPerOrder `json:"postgres_per_settled_order_half_load,omitempty"`
 	// HopsHalfLoad is the per-hop budget at half load.
 	HopsHalfLoad *hopBudget `json:"hops_half_load,omitempty"`
 	Micro        []string   `json:"micro_benchmarks,omitempty"`
@@ -33,7 +35,7 @@ type jsonResult struct {
 
 // writeJSON writes the report to path.
 func (b *bench) writeJSON(path string) error {
-	rep := jsonReport{Label: b.s.label, PostgresFlatOut: b.pgFlat, HopsHalfLoad: b.hops, Micro: b.micro}
+	rep := jsonReport{Label: b.s.label, PostgresFlatOut: b.pgFlat, PostgresHalfLoad: b.pgHalf, HopsHalfLoad: b.hops, Micro: b.micro}
 	for _, r := range b.results {
 		rep.Results = append(rep.Results, jsonResult{r.name, r.value})
 	}
