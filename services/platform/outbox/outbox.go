@@ -85,7 +85,8 @@ type Pending struct {
 // the state change they announce, each under an "outbox insert" span of its
 // own trace; ctx carries the statement's deadline. A zero ID becomes a new
 // UUIDv7 and a zero OccurredAt becomes now (kept to the microsecond). It
-// returns the stored messages. Call Notify once tx has committed.
+// returns the stored messages. Call Notify once tx has committed (not
+// needed under database.WithAfterCommit: see Insert).
 func (o *Outbox) AddAll(ctx context.Context, tx bun.IDB, pending []Pending) ([]messaging.Message, error) {
 	if len(pending) == 0 {
 		return nil, nil
@@ -134,7 +135,10 @@ func (ins *Insert) Done(err error) {
 
 // Insert prepares the statement that adds pending in tx (see AddAll), each
 // message under an "outbox insert" span of its own trace, which the
-// caller ends with Done; pending must not be empty.
+// caller ends with Done; pending must not be empty. When ctx is that of a
+// transaction with after-commit work (database.WithAfterCommit, as a
+// stream consumer's handlers run), the relay is woken after its commit,
+// and the writer need not call Notify.
 func (o *Outbox) Insert(ctx context.Context, tx bun.IDB, pending []Pending) (*Insert, error) {
 	now := time.Now()
 	ins := &Insert{Messages: make([]messaging.Message, len(pending)), spans: make([]trace.Span, 0, len(pending))}
@@ -174,6 +178,10 @@ func (o *Outbox) Insert(ctx context.Context, tx bun.IDB, pending []Pending) (*In
 	}
 	ins.Query = tx.NewInsert().Model(&rows)
 	ins.rows = rows
+	// In a transaction that runs its after-commit work (a stream consumer's,
+	// database.WithAfterCommit), the relay wakes once the messages are
+	// committed; elsewhere the writer calls Notify.
+	database.AfterCommit(ctx, func() { o.Notify(ctx) })
 	return ins, nil
 }
 

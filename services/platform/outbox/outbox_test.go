@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
 	mt "shop/services/platform/messaging/messagingtest"
@@ -164,5 +165,44 @@ func TestAddAllReturnsTheErrorOfANewID(t *testing.T) {
 	}
 	if unpublished(t, db) != 0 {
 		t.Fatal("a row was written")
+	}
+}
+
+// Messages added in a transaction with after-commit work (a stream
+// consumer's) wake the relay once it commits, not before and not after a
+// rollback; elsewhere the writer calls Notify itself.
+func TestAddAllWakesTheRelayAfterTheCommit(t *testing.T) {
+	db := mt.SQLite(t)
+	o := outbox.New(db, outbox.Config{})
+	woken := func() bool {
+		select {
+		case <-o.Wake():
+			return true
+		default:
+			return false
+		}
+	}
+	add := func(ctx context.Context) {
+		t.Helper()
+		msg := messaging.Message{Stream: "s", Type: "test.happened", Payload: []byte(`{}`)}
+		if _, err := o.AddAll(ctx, db, []outbox.Pending{{Message: msg}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	add(context.Background())
+	if woken() {
+		t.Fatal("woke the relay without after-commit work: that is the writer's Notify")
+	}
+	for _, committed := range []bool{false, true} {
+		ctx, ended := database.WithAfterCommit(context.Background())
+		add(ctx)
+		if woken() {
+			t.Fatal("woke the relay before the transaction ended")
+		}
+		ended(committed)
+		if woken() != committed {
+			t.Fatalf("committed %v: relay woken %v", committed, !committed)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"cmp"
-	"context"
 
 	"shop/services/platform/idempotency"
 	"shop/services/platform/inbox"
@@ -40,10 +39,6 @@ func (m Messaging) Workers(infra *Infra, cfg Config) []Worker {
 	cc.ClaimIdle = cmp.Or(cc.ClaimIdle, cfg.ClaimIdle)
 	// A handler may run as long as an entry may stay unclaimed.
 	cc.HandlerTimeout = cmp.Or(cc.HandlerTimeout, cc.ClaimIdle)
-	// Handlers write to the outbox: its relay publishes once they commit.
-	if cc.OnCommit == nil {
-		cc.OnCommit = func() { m.Outbox.Notify(context.Background()) }
-	}
 	// The relay and the consumer report through the service's providers.
 	ro := m.Relay
 	ro.Telemetry, cc.Telemetry = infra.Telemetry, infra.Telemetry

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"shop/services/platform/database"
 	"shop/services/platform/database/dbtest"
 	"shop/services/platform/messaging"
 	mt "shop/services/platform/messaging/messagingtest"
@@ -474,4 +475,63 @@ func TestInboxGoesWithBegin(t *testing.T) {
 	if got := stmts.All(); !slices.Equal(got, want) {
 		t.Errorf("round trips %v, want %v", got, want)
 	}
+}
+
+// What a handler leaves for after the commit (database.AfterCommit) runs
+// once its transaction has committed, once per message, and never for a
+// transaction that rolled back: the batch with the bad message, and the bad
+// message alone.
+func TestAfterCommitRunsOnlyOnCommit(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		var good []messaging.Message
+		for i := range 4 {
+			if i == 1 {
+				e.publish(t, messaging.Message{Payload: []byte(`{"bad":true}`)})
+				continue
+			}
+			m, _ := e.publish(t, messaging.Message{})
+			good = append(good, m)
+		}
+		var mu sync.Mutex
+		after := map[uuid.UUID][]int64{} // message → its effects seen from outside, per run
+		h := &batchRecorder{check: func(batch []stream.Delivery) error {
+			for _, d := range batch {
+				if bytes.Contains(d.Payload, []byte("bad")) {
+					return stream.Permanent(errors.New("bad message in the batch"))
+				}
+			}
+			return nil
+		}}
+		handler := func(ctx context.Context, tx bun.IDB, batch []stream.Delivery) error {
+			for _, d := range batch {
+				if !database.AfterCommit(ctx, func() {
+					// Another connection sees the effect only after the commit.
+					n, err := e.DB.NewSelect().Table("effects").Where("message_id = ?", d.ID.String()).Count(context.Background())
+					if err != nil {
+						n = -1
+					}
+					mu.Lock()
+					after[d.ID] = append(after[d.ID], int64(n))
+					mu.Unlock()
+				}) {
+					return errors.New("the handler's context has no after-commit work")
+				}
+			}
+			return h.handle(ctx, tx, batch)
+		}
+		run(t, stream.NewConsumer(e.DB, e.Client, e.fast("c"), handler))
+		mt.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(e.dlq(t)) == 1 })
+		e.settled(t)
+
+		mu.Lock()
+		defer mu.Unlock()
+		if len(after) != len(good) {
+			t.Fatalf("after-commit work ran for %d messages, want the %d good ones alone: %v", len(after), len(good), after)
+		}
+		for _, m := range good {
+			if got := after[m.ID]; !slices.Equal(got, []int64{1}) {
+				t.Errorf("message %s: after-commit work saw %v effects, want one run that sees the committed effect", m.ID, got)
+			}
+		}
+	})
 }

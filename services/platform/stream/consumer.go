@@ -117,10 +117,6 @@ type ConsumerConfig struct {
 	// ClaimInterval is how often idle entries are looked for
 	// (default ClaimIdle/2).
 	ClaimInterval time.Duration
-	// OnCommit, if set, runs after each commit of handled messages; the
-	// services wake their outbox relay with it, since handlers write to the
-	// outbox.
-	OnCommit func()
 	// MaxDeliveries is how often an entry is delivered before it goes to the
 	// dead-letter stream <Stream>.dlq (default 5).
 	MaxDeliveries int64
@@ -379,9 +375,6 @@ func (c *Consumer) processBatch(ctx context.Context, entries []redis.XMessage) (
 		return c.processEach(ctx, batch, nil)
 	}
 	c.metrics.processed.Add(ctx, int64(len(batch)), c.attrs())
-	if c.cfg.OnCommit != nil {
-		c.cfg.OnCommit()
-	}
 	ids := make([]string, 0, len(batch))
 	for _, entry := range batch {
 		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
@@ -517,9 +510,6 @@ func (c *Consumer) process(ctx context.Context, entry redis.XMessage, n int64) e
 	}
 	switch {
 	case err == nil:
-		if c.cfg.OnCommit != nil {
-			c.cfg.OnCommit()
-		}
 		if c.afterCommit != nil && c.afterCommit(entry.ID) != nil {
 			return nil
 		}
@@ -548,6 +538,11 @@ func (c *Consumer) apply(ctx context.Context, msgs []messaging.Message) (err err
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
+	// What the handler leaves for after the commit (database.AfterCommit),
+	// such as waking the outbox relay when it wrote messages, runs once
+	// the transaction has committed, before the entries are acknowledged.
+	ctx, ended := database.WithAfterCommit(ctx)
+	defer func() { ended(err == nil) }()
 	batch := make([]Delivery, len(msgs))
 	spans := make([]trace.Span, len(msgs))
 	entries := make([]inbox.Entry, len(msgs))

@@ -196,8 +196,8 @@ func (p *Payments) Pay(ctx context.Context, messageID uuid.UUID, req payment.Req
 
 // HandleRequests is the stream handler of payment requests: it pays for
 // the whole batch within tx, the consumer's transaction with the inbox
-// records, with a few statements; the consumer wakes the relay after the
-// commit. A request for an order decided before, under a new message id
+// records, with a few statements; the results' outbox insert wakes the
+// relay once the consumer has committed (database.AfterCommit). A request for an order decided before, under a new message id
 // (reconciliation's), is answered with the recorded result again, never a
 // second debit. A message that can never be paid (malformed, or invalid)
 // fails the batch with a permanent error; the consumer then applies each message
