@@ -178,10 +178,7 @@ func (o *Outbox) Insert(ctx context.Context, tx bun.IDB, pending []Pending) (*In
 	}
 	ins.Query = tx.NewInsert().Model(&rows)
 	ins.rows = rows
-	// In a transaction that runs its after-commit work (a stream consumer's,
-	// database.WithAfterCommit), the relay wakes once the messages are
-	// committed; elsewhere the writer calls Notify.
-	database.AfterCommit(ctx, func() { o.Notify(ctx) })
+	database.AfterCommit(ctx, func() { o.Notify(ctx) }) // see the doc comment
 	return ins, nil
 }
 
